@@ -1,0 +1,115 @@
+"""The `rcnb` console command run as a user runs it: in a subprocess, with tiny settings.
+
+`rcnb` is used when it is installed on the PATH (pip install -e .); otherwise the same entry point runs
+as `python -m robustcompress_nb.cli` from this checkout.
+"""
+import json, os, shutil, subprocess, sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ['--epochs', '1', '--n-train', '300', '--n-test', '100', '--threads', '1']
+
+
+def rcnb(*args, timeout=300):
+    "Run `rcnb ARGS` and return the CompletedProcess (stdout, stderr as text)."
+    exe = shutil.which('rcnb')
+    cmd = [exe] if exe else [sys.executable, '-m', 'robustcompress_nb.cli']
+    env = {**os.environ, 'PYTHONPATH': os.pathsep.join([str(ROOT), os.environ.get('PYTHONPATH', '')]),
+           'OMP_NUM_THREADS': '1'}
+    env.pop('RCNB_DATA', None)
+    return subprocess.run(cmd + [str(a) for a in args], capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
+
+
+def test_train_prints_protocol_and_accuracies():
+    r = rcnb('train', *TINY)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert 'adversarial training of small_cnn' in out and 'digits' in out
+    assert '300 train / 100 test' in out
+    assert 'PGD-7 (Linf eps=0.2, alpha=0.0714, 1 restart)' in out   # training attack: alpha = 2.5 * eps / steps
+    assert 'evaluation on 100 test examples, model in eval mode' in out
+    rows = {l.split()[0]: l.split() for l in out.splitlines() if l.strip().startswith(('clean', 'FGSM', 'PGD-20'))}
+    assert rows['PGD-20'][1:7] == ['Linf', '0.2', '0.025', '20', '1', 'yes']  # eval: 20 steps, random start
+    assert rows['FGSM'][1:7] == ['Linf', '0.2', '0.2', '1', '1', 'no']
+    accs = {k: float(v[-1]) for k, v in rows.items()}
+    assert 0 <= accs['PGD-20'] <= accs['FGSM'] + 0.05 and accs['PGD-20'] <= accs['clean'] <= 1
+    assert 'epoch 1/1: loss' in r.stderr    # progress lines go to stderr
+
+
+def test_json_output_parses(tmp_path):
+    r = rcnb('train', *TINY, '--loss', 'mixed', '--eval-steps', '5', '--eval-restarts', '2', '--json',
+             '--save', tmp_path / 'model.pt')
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)           # stdout holds exactly one JSON object
+    assert out['command'] == 'train'
+    assert out['data']['name'] == 'digits' and out['data']['n_train'] == 300 and out['data']['n_test'] == 100
+    assert out['training']['loss'] == 'mixed' and out['training']['adv_weight'] == 0.5
+    assert out['training']['attack']['steps'] == 7 and out['training']['attack']['eps'] == pytest.approx(0.2)
+    ev = out['evaluation']
+    assert ev['n'] == 100 and set(ev['robust_acc']) == {'FGSM', 'PGD-5'}
+    p = ev['protocol']['PGD-5']
+    assert (p['steps'], p['restarts'], p['random_start']) == (5, 2, True)
+    assert p['alpha'] == pytest.approx(2.5 * 0.2 / 5)
+    assert 0 <= ev['worst_case_acc'] <= min(ev['robust_acc'].values()) <= ev['clean_acc'] <= 1
+    assert len(out['history']) == 1 and {'train_loss', 'train_acc', 'train_adv_acc'} <= set(out['history'][0])
+    saved = torch.load(tmp_path / 'model.pt', weights_only=True)
+    assert saved['model'] == 'small_cnn' and saved['data'] == 'digits'
+    from robustcompress_nb.models import get_model
+    m = get_model(saved['model'], input_shape=tuple(saved['info']['input_shape']), n_classes=10)
+    m.load_state_dict(saved['state_dict'])    # a model of the same architecture takes the weights
+
+
+def test_checkpoint_resumes(tmp_path):
+    ck = tmp_path / 'run.pt'
+    r1 = rcnb('train', *TINY, '--loss', 'natural', '--checkpoint', ck, '--json')
+    assert r1.returncode == 0, r1.stderr and ck.exists()
+    r2 = rcnb('train', *TINY, '--loss', 'natural', '--checkpoint', ck, '--json')
+    assert r2.returncode == 0, r2.stderr
+    assert 'resumed' in r2.stderr
+    o1, o2 = json.loads(r1.stdout), json.loads(r2.stdout)
+    assert o2['training']['resumed_from_epoch'] == 1
+    assert o1['evaluation']['clean_acc'] == o2['evaluation']['clean_acc']   # the same weights, nothing retrained
+
+
+BAD = [
+    (['train', '--epochs', '0'], 'must be >= 1'),
+    (['train', '--eps', '2'], 'in [0, 1]'),
+    (['train', '--lr', '-0.1'], 'must be > 0'),
+    (['train', '--data', 'imagenet'], 'invalid choice'),
+    (['train', '--loss', 'trades'], 'invalid choice'),
+    (['train', '--model', 'gpt'], 'invalid choice'),
+    (['train', '--n-train', 'many'], 'not an integer'),
+    (['train', '--data', 'mnist'], 'RCNB_DATA'),                       # no root anywhere
+    (['train', '--data', 'mnist', '--root', '/nonexistent/rcnb'], 'not found'),
+    (['train', '--n-train', '99999'], 'n_train must be in'),
+    (['train', '--device', 'warp-drive'], '--device'),
+    ([], 'choose a command'),
+    (['fly'], 'invalid choice'),
+]
+
+
+@pytest.mark.parametrize('args, msg', [BAD[0], BAD[8], BAD[11]])
+def test_bad_arguments_exit_2_with_message(args, msg):
+    "In a real process: exit status 2, argparse's usage line and the message, no traceback."
+    r = rcnb(*args)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert msg in r.stderr, r.stderr
+    assert 'Traceback' not in r.stderr and 'usage: rcnb' in r.stderr
+
+
+@pytest.mark.parametrize('args, msg', BAD)
+def test_bad_arguments_in_process(args, msg, capsys, monkeypatch):
+    "The same through `main(argv)` (no subprocess per case)."
+    from robustcompress_nb.cli import main
+    monkeypatch.delenv('RCNB_DATA', raising=False)
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert msg in err and 'usage: rcnb' in err, err
+
+
+def test_help():
+    r = rcnb('train', '--help')
+    assert r.returncode == 0 and '--eval-restarts' in r.stdout and '--checkpoint' in r.stdout
