@@ -277,7 +277,14 @@ def bench_quantize(bits=(4, 8), repeats: int = 3, device: str = "cpu", shape=QUA
                 ctx = mp.get_context("spawn")
                 q = ctx.Queue()
                 p = ctx.Process(target=_quantize_measure, args=(method, b, shape, seed, max_iter, reps, device, q))
-                p.start(); r = q.get(); p.join()
+                p.start()
+                while True:  # wait for the result; fail loudly if the child died without one
+                    try:
+                        r = q.get(timeout=5); break
+                    except Exception:
+                        if not p.is_alive():
+                            raise RuntimeError(f"benchmark child for {name} at {b} bits died (exit code {p.exitcode})")
+                p.join()
             res[name] = r
             print(f"  {b} bits  {name:<30} {r['seconds']:9.3f} s  mse {r['mse']:.4e}  levels {r['levels']}"
                   + ("" if r["peak"] is None else f"  peak +{r['peak'] / 2**20:.1f} MiB"), flush=True)

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,15 +23,17 @@ __all__ = ['NORMS', 'input_grad', 'fgsm', 'random_start', 'project', 'pgd', 'fmt
 NORMS = ('Linf', 'L2')
 _TOL = 1e-5  # inputs may exceed [0, 1] by float round-off only
 
+def _is_real(v): return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+def _is_int(v): return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
 def _check_budget(eps, alpha=None, steps=None, restarts=None, norm='Linf'):
     "Validate attack hyper-parameters; raise `ValueError` naming the argument and its allowed range."
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps) or eps < 0:
+    if not _is_real(eps) or eps < 0:
         raise ValueError(f"eps must be a finite number >= 0 (pixel units, inputs in [0, 1]), got {eps!r}")
-    if alpha is not None and (isinstance(alpha, bool) or not isinstance(alpha, (int, float))
-                              or not math.isfinite(alpha) or alpha <= 0):
+    if alpha is not None and (not _is_real(alpha) or alpha <= 0):
         raise ValueError(f"alpha (step size) must be a finite number > 0, got {alpha!r}")
     for name, v in (('steps', steps), ('restarts', restarts)):
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+        if v is not None and (not _is_int(v) or v < 1):
             raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
     if norm not in NORMS: raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
 
@@ -227,7 +230,9 @@ class Attack:
 class FGSM(Attack):
     "Attack spec for `fgsm`: `FGSM(eps)(model, x, y) -> x_adv`."
     eps: float # L-infinity budget in pixel units
-    def __post_init__(self): _check_budget(self.eps)
+    def __post_init__(self):
+        _check_budget(self.eps)
+        object.__setattr__(self, 'eps', float(self.eps))  # plain floats: JSON-friendly protocols
     def __call__(self, model, x, y): return fgsm(model, x, y, eps=self.eps)
     @property
     def protocol(self):
@@ -246,6 +251,7 @@ class PGD(Attack):
     def __post_init__(self):
         _check_budget(self.eps, self.alpha, self.steps, self.restarts, self.norm)
         if not isinstance(self.random_start, bool): raise ValueError(f"random_start must be a bool, got {self.random_start!r}")
+        for k, t in (('eps', float), ('alpha', float), ('steps', int), ('restarts', int)): object.__setattr__(self, k, t(getattr(self, k)))
     def __call__(self, model, x, y, generator=None):
         return pgd(model, x, y, eps=self.eps, alpha=self.alpha, steps=self.steps, norm=self.norm,
                    random_start=self.random_start, restarts=self.restarts, generator=generator)
@@ -289,7 +295,9 @@ class RandomNoise(Attack):
     eps: float # radius in pixel units
     norm: str = 'Linf' # 'Linf' (random corners x +- eps) or 'L2' (uniform on the sphere)
     samples: int = 10 # random draws per example
-    def __post_init__(self): _check_budget(self.eps, steps=self.samples, norm=self.norm)
+    def __post_init__(self):
+        _check_budget(self.eps, steps=self.samples, norm=self.norm)
+        object.__setattr__(self, 'eps', float(self.eps)); object.__setattr__(self, 'samples', int(self.samples))
     def __call__(self, model, x, y, generator=None):
         _check_xy(x, y)
         x, y = _plain(x), _plain(y).to(x.device)
@@ -349,9 +357,9 @@ class AutoAttack(Attack):
                 raise ValueError(f"attacks must be a non-empty list of {_AA_ATTACKS} for version='custom', got {attacks!r}")
         elif attacks is not None: raise ValueError(f"attacks is only allowed with version='custom', got version={version!r}")
         for n, v in (('n_iter', n_iter), ('n_queries', n_queries), ('n_restarts', n_restarts)):
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            if v is not None and (not _is_int(v) or v < 1):
                 raise ValueError(f"{n} must be an integer >= 1 or None, got {v!r}")
-        self.eps, self.norm, self.version, self.seed = eps, norm, version, seed
+        self.eps, self.norm, self.version, self.seed = float(eps), norm, version, seed
         self.attacks = list(attacks) if attacks else list(_AA_DEFAULT[version])
         self.n_iter, self.n_queries, self.n_restarts = n_iter, n_queries, n_restarts
 

@@ -11,7 +11,7 @@ __all__ = ['sparse_masks', 'project_sparse', 'project_structured_global', 'proje
 import heapq
 import math
 import operator
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import torch
 from torch import Tensor

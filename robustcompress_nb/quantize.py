@@ -110,7 +110,7 @@ def _value_dtype(dtype):
 def _prefix_sums(xs: Tensor) -> Tensor:
     "P[i] = sum of the first i entries, in float64 (length n + 1)."
     P = torch.zeros(xs.numel() + 1, dtype=torch.float64, device=xs.device)
-    torch.cumsum(xs, 0, dtype=torch.float64, out=P[1:])
+    P[1:].copy_(xs).cumsum_(0)                           # in place: no float64 temporary of the values
     return P
 
 def _cell_bounds(xs: Tensor, c: Tensor) -> Tensor:
@@ -213,12 +213,18 @@ def _kmeans_dp(v: Tensor, # sorted distinct values
     return (S1[b[1:]] - S1[b[:-1]]) / (W[b[1:]] - W[b[:-1]]) + shift
 
 # %% ../nbs/10_quantize.ipynb #f0e71b36
-def _fit_centres(vals: Tensor, K: int, method: str, max_iter: int, seed: int) -> Tensor:
+def _sorted_values(vals: Tensor, owned: bool) -> Tensor:
+    "The values sorted, in their comparison precision; on CPU sorted in place (no index array) when `vals` is ours."
+    xs = vals.reshape(-1).to(_value_dtype(vals.dtype), copy=not owned)
+    if xs.device.type == 'cpu': xs.numpy().sort()
+    else: xs = torch.sort(xs).values
+    return xs
+
+def _fit_centres(vals: Tensor, K: int, method: str, max_iter: int, seed: int, owned: bool = False) -> Tensor:
     "Sorted float64 centres for the 1-D values `vals`: their distinct values if at most K, else K fitted centres."
     if vals.numel() == 0: return torch.zeros(0, dtype=torch.float64, device=vals.device)
-    vd = _value_dtype(vals.dtype)
     init = _forgy(vals, K, seed) if method == 'lloyd' else None   # drawn in the tensor's own order, as ATMC does
-    xs = torch.sort(vals.reshape(-1).to(vd)).values
+    xs = _sorted_values(vals, owned)                                # owned: vals may be sorted in place
     if method == 'lloyd':
         n_distinct = int((xs[1:] != xs[:-1]).sum()) + 1
         if n_distinct <= K: return torch.unique_consecutive(xs).double()
@@ -243,7 +249,8 @@ def _encode(x: Tensor, centres: Tensor, fixed_zero: bool, dtype) -> tuple[Tensor
         used = torch.bincount(codes, minlength=C + 1)[:C] > 0
         if not bool(used.all()):                                              # drop centres no value uses
             new = torch.cat([torch.cumsum(used.long(), 0) - 1, codes.new_full((1,), C)])
-            codes, c = new[codes], c[used]
+            for chunk in codes.split(1 << 20): chunk.copy_(new.index_select(0, chunk))   # in place, little memory
+            c = c[used]
         if fixed_zero: codes.add_(1).masked_fill_(zero, 0)
     if fixed_zero: c = torch.cat([c.new_zeros(1), c])
     return codes, c.to(dtype)
@@ -261,7 +268,7 @@ def quantize_kmeans(t: Tensor, # floating-point tensor to quantize (per-tensor c
     max_iter, seed = _check_int(max_iter, 'max_iter', 1), _check_int(seed, 'seed', 0)
     x = t.detach().reshape(-1)
     vals = x[x != 0] if fixed_zero else x
-    centres = _fit_centres(vals, 2 ** bits, method, max_iter, seed)
+    centres = _fit_centres(vals, 2 ** bits, method, max_iter, seed, owned=fixed_zero)   # x[x != 0] is our copy
     del vals
     codes, codebook = _encode(x, centres, fixed_zero, t.dtype)
     return codes.reshape(t.shape), codebook

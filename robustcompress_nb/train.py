@@ -173,11 +173,11 @@ class Callback:
 class History(Callback):
     "Records per-batch loss/penalty/lr/eps (`batches`) and per-epoch metrics (`epochs`); `plot()` draws them."
     order = 50
-    def __init__(self): self.batches, self.epochs, self._rec = [], [], None
+    def __init__(self): self.batches, self.epochs, self._rec, self._open = [], [], None, False
 
     def before_epoch(self):
         t = self.trainer
-        self._rec = {'epoch': t.epoch + 1}
+        self._rec, self._open = {'epoch': t.epoch + 1}, True
         self._loss, self._pen, self._lr, self._eps, self._bs = [], [], [], [], []
         self._correct, self._correct_adv, self._t0 = 0, 0, time.perf_counter()
 
@@ -189,7 +189,12 @@ class History(Callback):
         if t.out is not None: self._correct = self._correct + (t.out.argmax(1) == t.y).sum()
         if t.out_adv is not None: self._correct_adv = self._correct_adv + (t.out_adv.argmax(1) == t.y).sum()
 
-    def after_epoch(self):
+    def after_epoch(self): self._close()
+
+    def after_fit(self):
+        if self._open: self._close(partial=True) # interrupted or cancelled inside an epoch: keep its batches
+
+    def _close(self, partial=False):
         t, rec, n = self.trainer, self._rec, sum(self._bs)
         losses = torch.stack(self._loss).cpu().tolist() if self._loss else []
         pens = [None if p is None else float(p) for p in self._pen]
@@ -206,8 +211,9 @@ class History(Callback):
             rec['lr'] = self._lr[-1]
             if self._eps[-1] is not None: rec['eps'] = self._eps[-1]
         rec['n'] = n
+        if partial: rec['partial'] = True
         rec['time'] = time.perf_counter() - self._t0
-        self.epochs.append(rec)
+        self.epochs.append(rec); self._open = False
 
     def log(self, **metrics):
         "Add per-epoch metrics to the current epoch's record (or the last one between epochs)."
@@ -221,7 +227,8 @@ class History(Callback):
 
     def state_dict(self): return {'batches': copy.deepcopy(self.batches), 'epochs': copy.deepcopy(self.epochs)}
     def load_state_dict(self, state):
-        self.batches, self.epochs, self._rec = copy.deepcopy(state['batches']), copy.deepcopy(state['epochs']), None
+        self.batches, self.epochs = copy.deepcopy(state['batches']), copy.deepcopy(state['epochs'])
+        self._rec, self._open = None, False
 
     def plot(self, title:str|None=None):
         "Plotly figure: per-batch loss, per-epoch accuracies (train and any `test_*acc` logged), learning rate."
@@ -340,6 +347,9 @@ class Trainer:
 
         self.device = _pick_device(device)
         self.amp_dtype = _amp_dtype(amp, self.device)
+        self.schedule = Schedule(schedule, total_steps=int(epochs) * n_batches, steps_per_epoch=n_batches,
+                                 warmup_steps=int(round(warmup * n_batches)), milestones=milestones,
+                                 step_size=step_size, gamma=gamma, pct_start=pct_start) # validates before anything changes
         self.model, self.train_loader, self.epochs = model.to(self.device), train_loader, int(epochs)
         self.loss_name, self.attack, self.adv_weight, self.attack_mode = loss, attack, float(adv_weight), attack_mode
         self.loss_fn = loss_fn or F.cross_entropy
@@ -353,9 +363,6 @@ class Trainer:
         else:
             self.opt = opt(params, lr=lr)
             _check(isinstance(self.opt, torch.optim.Optimizer), "opt(params, lr=lr) must return a torch.optim.Optimizer")
-        self.schedule = Schedule(schedule, total_steps=self.epochs * n_batches, steps_per_epoch=n_batches,
-                                 warmup_steps=int(round(warmup * n_batches)), milestones=milestones,
-                                 step_size=step_size, gamma=gamma, pct_start=pct_start)
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, self.schedule)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype is torch.float16)
         self.config = dict(epochs=self.epochs, loss=loss, adv_weight=self.adv_weight, attack_mode=attack_mode,

@@ -9,7 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from robustcompress_nb.attacks import fmt_eps
+from robustcompress_nb.data import get_data
+
 ROOT = Path(__file__).resolve().parents[1]
+EPS = get_data('digits', n_train=300, n_test=100).info.eps     # the digits default budget (0.2)
 TINY = ['--epochs', '1', '--n-train', '300', '--n-test', '100', '--threads', '1']
 
 
@@ -29,11 +33,12 @@ def test_train_prints_protocol_and_accuracies():
     out = r.stdout
     assert 'adversarial training of small_cnn' in out and 'digits' in out
     assert '300 train / 100 test' in out
-    assert 'PGD-7 (Linf eps=0.2, alpha=0.0714, 1 restart)' in out   # training attack: alpha = 2.5 * eps / steps
+    assert f'PGD-7 (Linf eps={fmt_eps(EPS)}, alpha={fmt_eps(2.5 * EPS / 7)}, 1 restart)' in out   # alpha = 2.5 eps / steps
     assert 'evaluation on 100 test examples, model in eval mode' in out
     rows = {l.split()[0]: l.split() for l in out.splitlines() if l.strip().startswith(('clean', 'FGSM', 'PGD-20'))}
-    assert rows['PGD-20'][1:7] == ['Linf', '0.2', '0.025', '20', '1', 'yes']  # eval: 20 steps, random start
-    assert rows['FGSM'][1:7] == ['Linf', '0.2', '0.2', '1', '1', 'no']
+    e = fmt_eps(EPS)
+    assert rows['PGD-20'][1:7] == ['Linf', e, fmt_eps(2.5 * EPS / 20), '20', '1', 'yes']  # eval: 20 steps, random start
+    assert rows['FGSM'][1:7] == ['Linf', e, e, '1', '1', 'no']
     accs = {k: float(v[-1]) for k, v in rows.items()}
     assert 0 <= accs['PGD-20'] <= accs['FGSM'] + 0.05 and accs['PGD-20'] <= accs['clean'] <= 1
     assert 'epoch 1/1: loss' in r.stderr    # progress lines go to stderr
@@ -47,12 +52,12 @@ def test_json_output_parses(tmp_path):
     assert out['command'] == 'train'
     assert out['data']['name'] == 'digits' and out['data']['n_train'] == 300 and out['data']['n_test'] == 100
     assert out['training']['loss'] == 'mixed' and out['training']['adv_weight'] == 0.5
-    assert out['training']['attack']['steps'] == 7 and out['training']['attack']['eps'] == pytest.approx(0.2)
+    assert out['training']['attack']['steps'] == 7 and out['training']['attack']['eps'] == pytest.approx(EPS)
     ev = out['evaluation']
     assert ev['n'] == 100 and set(ev['robust_acc']) == {'FGSM', 'PGD-5'}
     p = ev['protocol']['PGD-5']
     assert (p['steps'], p['restarts'], p['random_start']) == (5, 2, True)
-    assert p['alpha'] == pytest.approx(2.5 * 0.2 / 5)
+    assert p['alpha'] == pytest.approx(2.5 * EPS / 5)
     assert 0 <= ev['worst_case_acc'] <= min(ev['robust_acc'].values()) <= ev['clean_acc'] <= 1
     assert len(out['history']) == 1 and {'train_loss', 'train_acc', 'train_adv_acc'} <= set(out['history'][0])
     saved = torch.load(tmp_path / 'model.pt', weights_only=True)

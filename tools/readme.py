@@ -7,11 +7,11 @@ markers and magics removed, exactly as for the docs) followed by nbconvert's Mar
     python tools/readme.py          # write README.md
     python tools/readme.py --check  # exit 1 (with a diff) when README.md is out of date
 """
-import argparse, difflib, sys
+import argparse, difflib, json, sys
 from pathlib import Path
 
 import nbformat
-from execnb.nbio import read_nb, dict2nb
+from execnb.nbio import read_nb
 from nbconvert import MarkdownExporter
 from nbdev.config import get_config
 from nbdev.process import NBProcessor
@@ -25,8 +25,9 @@ def render_readme() -> str:
     for c in nb.cells:  # directives left in code cells (e.g. `#| eval: false`) are not for readers
         if c.cell_type == 'code': c.source = '\n'.join(l for l in c.source.splitlines() if not l.lstrip().startswith('#|'))
     nb.cells = [c for c in nb.cells if c.source.strip() or c.get('outputs')]
-    node = nbformat.from_dict({**nb, 'cells': [dict(c) for c in nb.cells]})
-    for c in node.cells: c.pop('idx_', None)
+    for c in nb.cells: c.pop('idx_', None)
+    node = nbformat.reads(json.dumps(nb), as_version=4)  # rejoins multi-line strings stored as lists
+    node.metadata['language_info'] = {'name': 'python'}  # code fences say `python`
     md, _ = MarkdownExporter(exclude_input_prompt=True, exclude_output_prompt=True).from_notebook_node(node)
     lines = [l.rstrip() for l in md.splitlines()]
     out, blank = [], False  # collapse runs of blank lines
