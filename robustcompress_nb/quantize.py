@@ -201,7 +201,7 @@ def _kmeans_dp(v: Tensor, # sorted distinct values
         r_hi = u - K + k
         D, opt = _dc_layer(D, W, S1, S2, k, r_hi, lower)
         opt[r_hi + 1:] = opt[r_hi]                          # lower bound for the next row beyond r_hi
-        d = opt if lower is None else opt - lower            # stored as the (small) step from the previous row
+        d = opt if lower is None else opt - lower            # stored as the (small) difference from opt_{k-1}
         lo, hi = int(d.min()), int(d.max())
         deltas.append(d.to(torch.uint8 if lo >= 0 and hi < 2**8 else torch.int16 if -2**15 <= lo and hi < 2**15 else torch.int32))
         lower = opt
@@ -209,7 +209,7 @@ def _kmeans_dp(v: Tensor, # sorted distinct values
     s = S1[u] - S1[j]
     i = int(j[torch.argmin(D[j] + S2[u] - S2[j] - s * s / (W[u] - W[j]))])
     cuts = [u, i]
-    for k in range(K - 1, 1, -1):                           # opt_k(i) = sum of the steps of rows 2..k at i
+    for k in range(K - 1, 1, -1):                           # opt_k(i) = sum of the differences of tables 2..k at i
         i = sum(int(d[i]) for d in deltas[:k - 1]); cuts.append(i)
     cuts.append(0)
     b = torch.tensor(cuts[::-1], device=v.device)
