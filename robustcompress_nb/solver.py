@@ -14,6 +14,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from .train import Trainer, Callback, EvalCallback, Checkpoint, LOSSES
+from .evaluation import evaluate as evaluate_model
 from .models import compressible_layers, count_weights
 from .constraints import Constraint, Sparse, LowRank, Tucker2, Quantized, ATMC
 from .projections import rank_cost, tucker2_cost
@@ -146,7 +147,7 @@ class ADMMCallback(Callback):
         if isinstance(rho, bool) or not isinstance(rho, (int, float)) or not (rho > 0 and math.isfinite(rho)):
             raise ValueError(f"rho must be a finite number > 0, got {rho!r}")
         self.constraint, self.tensors_fn, self.rho = constraint, _tensors_fn(tensors_fn), float(rho)
-        self.every, self.Z, self.U, self.n_updates = _check_every(every), None, None, 0
+        self.every, self.Z, self.U, self.n_updates, self.residuals = _check_every(every), None, None, 0, []
 
     def tensors(self) -> list[Tensor]:
         "The constrained tensors W of the trainer's model."
@@ -169,6 +170,7 @@ class ADMMCallback(Callback):
         self.Z = [z.detach().clone() for z in self.constraint.project([w + u for w, u in zip(ws, self.U)])]
         self.U = [u + w - z for w, z, u in zip(ws, self.Z, self.U)]
         self.n_updates += 1
+        self.residuals.append(self.residual())
 
     def after_step(self):
         if self.trainer.step % self.every == 0: self.update()
@@ -190,12 +192,13 @@ class ADMMCallback(Callback):
 
     def state_dict(self):
         if self.Z is None: return None
-        return {'Z': [z.clone() for z in self.Z], 'U': [u.clone() for u in self.U], 'n_updates': self.n_updates}
+        return {'Z': [z.clone() for z in self.Z], 'U': [u.clone() for u in self.U], 'n_updates': self.n_updates,
+                'residuals': list(self.residuals)}
     def load_state_dict(self, state):
         dev = self.tensors()[0].device if self.trainer is not None else None
         self.Z = [z.clone().to(dev) for z in state['Z']]
         self.U = [u.clone().to(dev) for u in state['U']]
-        self.n_updates = int(state['n_updates'])
+        self.n_updates, self.residuals = int(state['n_updates']), list(state['residuals'])
     def __repr__(self): return f"ADMMCallback({self.constraint!r}, rho={self.rho}, every={self.every})"
 
 # %% ../nbs/20_solver.ipynb #a77f2ba9
@@ -255,7 +258,7 @@ class Solver:
                  *,
                  attack=None, # the training attack spec (same for every stage and method); needed unless all stages are natural
                  eval_attack=None, # attack for the per-epoch test evaluation (`EvalCallback`); needs `data.test`
-                 evaluate: bool = False, # evaluate on `data.test` after every epoch
+                 evaluate: bool = False, # evaluate on `data.test` after every epoch (W) and after each stage (the deployed model)
                  n_eval: int | None = None, # test examples per evaluation
                  seed: int = 0, # stage i runs with seed `seed + i`
                  checkpoint_dir=None, # per-stage checkpoints (resumable)
@@ -289,12 +292,14 @@ class Solver:
         for cb in cbs:
             if isinstance(cb, ADMMCallback): cb.deploy(model)
         c = st.constraint
-        ts = [t.detach() for t in _select(model, _tensors_fn(st.tensors))] if c is not None else None
-        return dict(stage=st.name, feasible=None if c is None else c.is_feasible(ts),
-                    cost=None if c is None else c.cost(ts), weights=count_weights(model))
+        ts = [t.detach() for t in _select(model, _tensors_fn(st.tensors))]
+        return dict(stage=st.name, feasible=None if c is None else c.is_feasible(ts), cost=None if c is None else c.cost(ts),
+                    numel=sum(t.numel() for t in ts), nnz=sum(int((t != 0).sum()) for t in ts))
 
     def run(self) -> nn.Module:
-        "Run all stages; returns the deployed model (also `self.model`); `self.results` has one record per stage."
+        """Run all stages; returns the deployed model (also `self.model`). `self.results` has one record per stage:
+        `stage`, `feasible` and `cost` of its constraint (None without one), `numel`/`nnz` of its tensors, `history`,
+        `stopped`, and with `evaluate=True` `eval`: `evaluation.evaluate` of the deployed model."""
         model, self.results, self.stopped = clone_model(self.model0), [], False
         for i, st in enumerate(self.stages):
             if st.transform is not None: model = st.transform(model)
@@ -305,6 +310,10 @@ class Solver:
                 self.model = model; self.results.append({**self._deploy(st, model, cbs), 'history': t.history, 'stopped': True})
                 self.stopped = True; raise
             rec = self._deploy(st, model, cbs)
+            if self.evaluate:   # the deployed model (for ADMM: Z), which the per-epoch EvalCallback (on W) does not see
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(self.seed)
+                    rec['eval'] = evaluate_model(model, self.data.test, self.eval_attack, n_examples=self.n_eval)
             self.results.append({**rec, 'history': t.history, 'stopped': t.cancelled})
             if t.cancelled: self.stopped = True; break
         self.model = model
@@ -338,6 +347,8 @@ def _n_tensors(n_dense, per_layer=1) -> int:
     "Constrained tensors of the dense model (for `check_budget(floor=)`); 0 when only N is known."
     return per_layer * len(compressible_layers(n_dense)) if isinstance(n_dense, nn.Module) else 0
 
+def _N(n_dense) -> int: return count_weights(n_dense) if isinstance(n_dense, nn.Module) else n_dense
+
 def _keep(stages, epochs):
     return [dataclasses.replace(s, epochs=e) for s, e in zip(stages, epochs) if e]
 
@@ -349,28 +360,36 @@ def nap(n_dense, *, ratio=None, budget=None, floor: int = 0, epochs=1, lr: float
     "NAP: natural training, then natural training with the global l0 projection (top-k magnitudes) after every step."
     k = check_budget(n_dense=n_dense, ratio=ratio, budget=budget, n_tensors=_n_tensors(n_dense), floor=floor)
     return _keep([Stage('dense', loss='natural', lr=lr, options=options),
-                  Stage('prune', loss='natural', lr=lr, project=Sparse(k, per_layer_min=floor), options=options)],
+                  Stage('prune', loss='natural', lr=lr, project=Sparse(k, per_layer_min=floor, n_dense=_N(n_dense)), options=options)],
                  _epochs(epochs, 2, 'nap'))
 
 def ap(n_dense, *, ratio=None, budget=None, floor: int = 0, epochs=1, lr: float = 0.05, loss='adversarial', **options) -> list[Stage]:
     "AP: dense adversarial training, one-shot global magnitude pruning, adversarial fine-tuning with the mask fixed."
     k = check_budget(n_dense=n_dense, ratio=ratio, budget=budget, n_tensors=_n_tensors(n_dense), floor=floor)
     return _keep([Stage('dense', loss=loss, lr=lr, options=options),
-                  Stage('finetune', loss=loss, lr=lr, project=Sparse(k, per_layer_min=floor), fix_mask=True, options=options)],
+                  Stage('finetune', loss=loss, lr=lr, project=Sparse(k, per_layer_min=floor, n_dense=_N(n_dense)), fix_mask=True, options=options)],
                  _epochs(epochs, 2, 'ap'))
 
 def al0(n_dense, *, ratio=None, budget=None, floor: int = 0, epochs=1, lr: float = 0.05, loss='adversarial', **options) -> list[Stage]:
     "AL0: adversarial training with the global l0 projection (k largest magnitudes over all layers) after every step."
     k = check_budget(n_dense=n_dense, ratio=ratio, budget=budget, n_tensors=_n_tensors(n_dense), floor=floor)
     return _keep([Stage('dense', loss=loss, lr=lr, options=options),
-                  Stage('l0', loss=loss, lr=lr, project=Sparse(k, per_layer_min=floor), options=options)],
+                  Stage('l0', loss=loss, lr=lr, project=Sparse(k, per_layer_min=floor, n_dense=_N(n_dense)), options=options)],
                  _epochs(epochs, 2, 'al0'))
+
+def _check_lowrank_budget(n_dense, k: int, tucker: bool):
+    "With the dense model at hand, fail early when k is below the cost of rank 1 (Tucker-2 ranks (1, 1)) in every layer."
+    if not isinstance(n_dense, nn.Module): return
+    lo = sum(tucker2_cost(w.shape, 1, 1) if tucker and w.dim() == 4 else rank_cost(w.shape, 1) for w in dense_weights(n_dense))
+    if k < lo: raise ValueError(f"the budget k={k} is below {lo}, the parameters of rank 1{' (Tucker-2 ranks (1, 1))' if tucker else ''} "
+                                f"in every layer: raise ratio/budget")
 
 def alr(n_dense, *, ratio=None, budget=None, epochs=1, lr: float = 0.05, loss='adversarial', **options) -> list[Stage]:
     "ALR: global low-rank truncation (largest singular values over all layers under the budget), then adversarial fine-tuning of the factors."
     k = check_budget(n_dense=n_dense, ratio=ratio, budget=budget)
+    _check_lowrank_budget(n_dense, k, False)
     return _keep([Stage('dense', loss=loss, lr=lr, options=options),
-                  Stage('finetune', loss=loss, lr=lr, transform=lowrank_transform(LowRank(k)), options=options)],
+                  Stage('finetune', loss=loss, lr=lr, transform=lowrank_transform(LowRank(k, n_dense=_N(n_dense))), options=options)],
                  _epochs(epochs, 2, 'alr'))
 
 def aq(*, bits: int, epochs=1, lr: float = 0.05, rho: float = 0.1, q: int = 10, loss='adversarial', **options) -> list[Stage]:
@@ -385,14 +404,14 @@ def atmc(n_dense, *, ratio=None, budget=None, bits: int | None = None, floor: in
     """ATMC-32 (`bits=None`) or ATMC-b: dense adversarial training; sparse (projected) adversarial training on W;
     factorize W = UV + C (`atmc_factorize`) and train the factors under one global l0 budget k = ratio * N;
     with `bits`, ADMM onto ATMC's set (k non-zeros, 2**bits values per factor) while W stays projected sparse."""
-    N = count_weights(n_dense) if isinstance(n_dense, nn.Module) else n_dense
+    N = _N(n_dense)
     k = check_budget(n_dense=N, ratio=ratio, budget=budget, bits=bits, n_tensors=_n_tensors(n_dense, 3), floor=floor)
-    sp = Sparse(k, per_layer_min=floor)
+    sp = Sparse(k, per_layer_min=floor, n_dense=_N(n_dense))
     st = [Stage('dense', loss=loss, lr=lr, options=options),
           Stage('sparse', loss=loss, lr=lr, project=sp, options=options),
           Stage('factorized', loss=loss, lr=lr, project=sp, tensors='factors', transform=atmc_factorize, options=options)]
     if bits is not None:
-        st.append(Stage('quantize', loss=loss, lr=lr, project=sp, tensors='factors', admm=ATMC(k, bits=bits, per_layer_min=floor),
+        st.append(Stage('quantize', loss=loss, lr=lr, project=sp, tensors='factors', admm=ATMC(k, bits=bits, per_layer_min=floor, n_dense=N),
                         rho=rho, q=q, options=options))
     return _keep(st, _epochs(epochs, len(st), 'atmc'))
 
@@ -401,7 +420,8 @@ def cstar(n_dense, *, ratio=None, budget=None, epochs=1, lr: float = 0.01, rho: 
     """CSTAR (our reading): dense adversarial training; ADMM with the Tucker-2/SVD projection under one global
     parameter budget (ranks by a greedy pass over all layers); factorize to those ranks and fine-tune adversarially."""
     k = check_budget(n_dense=n_dense, ratio=ratio, budget=budget)
-    tk = Tucker2(k, n_iter=n_iter)
+    _check_lowrank_budget(n_dense, k, True)
+    tk = Tucker2(k, n_iter=n_iter, n_dense=_N(n_dense))
     return _keep([Stage('dense', loss=loss, lr=lr, options=options),
                   Stage('admm', loss=loss, lr=lr, admm=tk, rho=rho, q=q, options=options),
                   Stage('finetune', loss=loss, lr=lr, transform=lowrank_transform(tk, n_iter), options=options)],
