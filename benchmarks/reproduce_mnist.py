@@ -11,8 +11,12 @@ at compression ratios from 1e-3 to 1e-1; clean accuracy (TA) and robust accuracy
 
 The data root comes from --root or $RCNB_DATA (a folder holding MNIST/raw/...).
 
-How it runs (the loop is written here on `solver.Solver`; `robustcompress_nb.experiments` did not exist when this
-script was written: when it does, `sweep`/`run_method` can replace `run_row`):
+How it runs (the loop is written here on `solver.Solver` directly. `robustcompress_nb.experiments` appeared while
+this was being written; its `run_method`/`sweep` (version of 2026-11-23) are not used because (1) their evaluation
+PGD has alpha = 2.5 eps / steps (0.01875 for PGD-40 at eps 0.3), not the paper's alpha 0.01; (2) a budget that
+ALR/CSTAR cannot meet raises out of `sweep` instead of giving a row; (3) the shared dense model is not kept across
+resumed invocations, and ATMC-b re-runs ATMC-32's stages. Once those are options there, `Runner.run_row` can be
+replaced by `run_method(..., pretrained=...)`):
 - One dense ADVERSARIAL model (DA) and one dense NATURAL model (NAP's start) are trained once and cached
   (`<out stem>_cache/`); every compression method starts from the DA model (NAP from the natural one), so each
   method's schedule is `solver.METHODS[...]` with its 'dense' stage dropped (epochs 0). This is how the paper's
@@ -228,7 +232,7 @@ class Runner:
                    device=str(self.device), torch=torch.__version__, bits=32 if bits is None else bits)
         train_s = 0.0
         if method == 'DA':
-            model, s = self.dense(); train_s += s; stages_done = ['dense']
+            model, s = self.dense(); train_s += s; stages_done = ['dense_adversarial']
         else:
             try:
                 stages = self.stages(method, bits, ratio)
@@ -237,8 +241,10 @@ class Runner:
             except ValueError as e:
                 return {**row, 'status': 'infeasible', 'error': str(e)}
             if method == 'ATMC' and bits is not None:
-                start, s = self._cached(f"atmc32_r{ratio:g}", lambda: self._atmc32(ratio))
+                tag = f"atmc32_r{ratio:g}"
+                start, s = self._cached(tag, lambda: self._atmc32(ratio))
             else:
+                tag = f"dense_{'natural' if method == 'NAP' else 'adversarial'}"
                 start, s = self.dense(natural=(method == 'NAP'))
             train_s += s
             try:
@@ -246,7 +252,7 @@ class Runner:
             except ValueError as e:   # e.g. a budget that a projection or transform cannot meet
                 return {**row, 'status': 'infeasible', 'error': str(e), 'train_s': train_s}
             train_s += s
-            stages_done = [r['stage'] for r in sol.results]
+            stages_done = [f"{tag} > " + '+'.join(r['stage'] for r in sol.results)]   # the cached start, then this run's stages
             row['feasible'] = all(r['feasible'] is not False for r in sol.results[-1:])
             if method == 'ATMC' and bits is None:   # keep it for ATMC-b of the same ratio
                 self.cache.mkdir(parents=True, exist_ok=True)

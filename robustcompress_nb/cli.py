@@ -18,8 +18,8 @@ from .train import (LOSSES, OPTIMIZERS, SCHEDULES, ATTACK_MODES, Trainer, Callba
 
 # %% auto #0
 __all__ = ['TRAIN_DEFAULTS', 'DEFAULT_LR', 'positive_int', 'nonneg_int', 'positive_float', 'eps_float', 'COMMANDS',
-           'COMPRESS_EPOCHS', 'bits_int', 'eval_steps_default', 'register_command', 'build_parser', 'main',
-           'protocol_table', 'cr_float', 'compress_report']
+           'COMPRESS_EPOCHS', 'bits_int', 'DEMO_EPOCHS', 'eval_steps_default', 'register_command', 'build_parser',
+           'main', 'protocol_table', 'cr_float', 'compress_report']
 
 # %% ../nbs/90_cli.ipynb #338677e3
 TRAIN_DEFAULTS = {
@@ -297,7 +297,7 @@ def _configure_budget(p, default_cr=None):
 def _configure_run(p):
     t = p.add_argument_group('training and evaluation')
     t.add_argument('--epochs-scale', type=positive_float, default=1.0, help="multiply every stage's epochs")
-    t.add_argument('--lr', type=positive_float, default=None, help="learning rate (default: the method's)")
+    t.add_argument('--lr', type=positive_float, default=None, help="SGD learning rate (compress: 0.05; demo: the methods' own, e.g. 0.01 for ATMC/CSTAR)")
     t.add_argument('--loss', default='adversarial', choices=('adversarial', 'mixed'), help="adversarial (paper) or mixed (ATMC's code)")
     t.add_argument('--train-steps', type=positive_int, default=7, help="training PGD steps (alpha = 2.5*eps/steps)")
     t.add_argument('--eval-steps', type=positive_int, default=None, help="evaluation PGD steps (default: 40 MNIST-like, 20 others)")
@@ -370,7 +370,7 @@ def _compress_cmd(args, parser) -> int:
             model_name = name
         row, model = run_method(args.method, data, model_name, ratio=args.cr, bits=args.bits, eps=args.eps,
                                 epochs=args.epochs or COMPRESS_EPOCHS.get(args.data, 3), epochs_scale=args.epochs_scale,
-                                lr=args.lr, loss=args.loss, train_steps=args.train_steps, eval_steps=args.eval_steps,
+                                lr=args.lr or DEFAULT_LR['sgd'], loss=args.loss, train_steps=args.train_steps, eval_steps=args.eval_steps,
                                 eval_restarts=args.eval_restarts, pretrained=pre, seed=args.seed, device=device,
                                 callbacks=cbs, return_model=True)
     except (ValueError, TypeError, FileNotFoundError, NotADirectoryError) as e:
@@ -392,21 +392,24 @@ register_command('compress', "compress a model with one method at one budget (AT
                  _configure_compress, _compress_cmd)
 
 # %% ../nbs/90_cli.ipynb #f255f05b
+DEMO_EPOCHS = {'ATMC': (0, 2, 2, 2), 'CSTAR': (0, 1, 3)}
+"Epochs per stage of `rcnb demo` (the dense stage is the shared dense model, `--dense-epochs`)."
+
 def _configure_demo(p:argparse.ArgumentParser):
     p.add_argument('--out', default='rcnb-demo', metavar='DIR', help="folder for results.csv, results.json and report.html")
     _configure_budget(p, 0.05)
-    p.set_defaults(bits=8)
-    p.add_argument('--epochs', type=positive_int, default=3, help="epochs of every compression stage")
-    p.add_argument('--dense-epochs', type=positive_int, default=8, help="epochs of the dense adversarial training")
+    p.add_argument('--epochs', type=positive_int, default=None, help="epochs of every compression stage (default: DEMO_EPOCHS)")
+    p.add_argument('--dense-epochs', type=positive_int, default=6, help="epochs of the dense adversarial training")
     p.add_argument('--quick', action='store_true', help="smoke test: 300 train / 100 test digits, 1 epoch per stage, cheap attacks")
     p.add_argument('--inline-js', action='store_true', help="put plotly.js inside report.html (offline viewing, ~4 MB) instead of the CDN link")
     _configure_run(p)
+    p.set_defaults(bits=8, threads=1)
 
 def _demo_cmd(args, parser) -> int:
     t0 = time.perf_counter()
     if args.threads: torch.set_num_threads(args.threads)
     q = args.quick
-    kw = dict(n_train=300 if q else None, n_test=100 if q else None, epochs=1 if q else args.epochs,
+    kw = dict(n_train=300 if q else None, n_test=100 if q else None, epochs=1 if q else args.epochs or DEMO_EPOCHS,
               dense_epochs=1 if q else args.dense_epochs, train_steps=2 if q else args.train_steps,
               eval_steps=5 if q else args.eval_steps)
     log = (lambda r: None) if args.quiet else (lambda r: print(f"  {r['label']:<8} done in {r['seconds']:.1f}s: clean {r['clean_acc']:.3f}, "

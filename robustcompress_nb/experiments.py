@@ -4,7 +4,7 @@
 
 # %% ../nbs/21_experiments.ipynb #6121264d
 from __future__ import annotations
-import csv, io, json, math, os, tempfile, time
+import csv, dataclasses, io, json, math, os, tempfile, time
 from pathlib import Path
 
 import torch
@@ -122,7 +122,6 @@ def run_method(method: str, # a key of `solver.METHODS`, any case
     if use_pre:
         if count_weights(pretrained) != N: raise ValueError(f"pretrained has {count_weights(pretrained)} weights, the model {N}")
         per = [0 if s.name == 'dense' else e for s, e in zip(stages, per)]
-    import dataclasses
     stages = [dataclasses.replace(s, epochs=e) for s, e in zip(stages, per) if e]
     start = pretrained if use_pre else model
     attack = PGD(eps=eps, alpha=2.5 * eps / train_steps, steps=train_steps)
@@ -161,6 +160,8 @@ def _atomic_write(path: Path, text: str):
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix='.' + path.name + '-')
     try:
         with os.fdopen(fd, 'w', newline='') as f: f.write(text)
+        umask = os.umask(0); os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)   # mkstemp makes 0600 files; results are ordinary files
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp): os.remove(tmp)
@@ -229,7 +230,7 @@ def sweep(methods, # method names (`solver.METHODS`, any case)
           data='digits', # a data set name or a `Data` (then `seeds` only seed training)
           model='small_cnn', # a model name
           seeds=(0,), # one run per seed
-          epochs=1, # epochs per stage (see `run_method`)
+          epochs=1, # epochs per stage (see `run_method`), or a dict {method: epochs} ('*': the others, default 1)
           epochs_scale: float = 1.0, # multiplies them
           dense_epochs: int | None = None, # epochs of the shared dense model (default: `epochs`, scaled)
           share_dense: bool = True, # train the dense adversarial model once per seed, start every method (not NAP) from it
@@ -246,6 +247,8 @@ def sweep(methods, # method names (`solver.METHODS`, any case)
     rows = load_rows(out) if resume else []
     done = {row_key(r) for r in rows}
     model_name = model if isinstance(model, str) else kwargs.get('model_name') or type(model).__name__
+    per = {k if k == '*' else method_spec(k, 0.5, 8)['method']: v for k, v in epochs.items()} if isinstance(epochs, dict) else {'*': epochs}
+    ep = lambda m: per.get(m, per.get('*', 1))
     datas, denses = {}, {}
     def get(seed):
         if seed not in datas:
@@ -261,11 +264,11 @@ def sweep(methods, # method names (`solver.METHODS`, any case)
         pre = None
         if share_dense and p['method'] != 'NAP':
             if p['seed'] not in denses:
-                de = dense_epochs if dense_epochs is not None else _scaled(_as_list(epochs)[0], epochs_scale)
+                de = dense_epochs if dense_epochs is not None else _scaled(_as_list(ep('DA'))[0], epochs_scale)
                 r_, m_ = run_method('da', d, model, epochs=de, return_model=True, **{**common, 'epochs_scale': 1.0})
                 denses[p['seed']] = (m_, r_)
             pre = denses[p['seed']][0]
-        row = run_method(p['method'], d, model, ratio=p['ratio'], bits=p['bits'], epochs=epochs, pretrained=pre, **common)
+        row = run_method(p['method'], d, model, ratio=p['ratio'], bits=p['bits'], epochs=ep(p['method']), pretrained=pre, **common)
         if pre is not None and p['method'] == 'DA':   # the DA row reports the training of the shared dense model
             r_ = denses[p['seed']][1]
             row.update({k: r_[k] for k in ('stages', 'epochs', 'train_seconds')}, seconds=round(r_['train_seconds'] + row['eval_seconds'], 3))

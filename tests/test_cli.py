@@ -118,3 +118,71 @@ def test_bad_arguments_in_process(args, msg, capsys, monkeypatch):
 def test_help():
     r = rcnb('train', '--help')
     assert r.returncode == 0 and '--eval-restarts' in r.stdout and '--checkpoint' in r.stdout
+
+
+# ---- rcnb compress / rcnb demo -------------------------------------------------------------------------
+CTINY = ['--epochs', '1', '--n-train', '300', '--n-test', '100', '--train-steps', '2', '--eval-steps', '5',
+         '--threads', '1', '--quiet']
+
+
+def test_compress_prints_protocol_and_sizes(tmp_path):
+    r = rcnb('compress', '--method', 'atmc', '--data', 'digits', '--cr', '0.05', '--bits', '8', *CTINY,
+             '--save', tmp_path / 'atmc.rcnb')
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert 'rcnb compress: ATMC-8 of small_cnn on digits, cr 0.05' in out and '8 bits' in out
+    assert 'stages (epochs): dense 1, sparse 1, factorized 1, quantize 1' in out
+    assert 'faithful' in out and 'honest' in out and 'evaluation on 100 test examples, model in eval mode' in out
+    rows = {l.split()[0]: l.split() for l in out.splitlines() if l.strip().startswith(('clean', 'FGSM', 'PGD-5'))}
+    assert rows['PGD-5'][1:7] == ['Linf', fmt_eps(EPS), fmt_eps(2.5 * EPS / 5), '5', '1', 'yes']
+    assert 'compressed model saved to' in out
+    from robustcompress_nb.export import load_compressed
+    m = load_compressed(tmp_path / 'atmc.rcnb')
+    x = get_data('digits', n_train=300, n_test=100).test.dataset.batch(list(range(4)))[0]
+    assert m.eval()(x).shape == (4, 10)
+    from robustcompress_nb.layers import atmc_factors
+    nnz = sum(int((f != 0).sum()) for f in atmc_factors(m))
+    from robustcompress_nb.models import get_model, count_weights
+    N = count_weights(get_model('small_cnn', get_data('digits', n_train=300, n_test=100).info))
+    assert 0 < nnz <= round(0.05 * N)       # the saved file holds the budgeted model
+
+
+def test_compress_json(tmp_path):
+    r = rcnb('compress', '--method', 'cstar', '--cr', '0.2', '--json', '--epochs-scale', '2', *CTINY)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out['command'] == 'compress' and out['method'] == 'CSTAR' and out['ratio'] == 0.2 and out['bits'] is None
+    assert out['epochs'] == [2, 2, 2] and out['stages'] == ['dense', 'admm', 'finetune']
+    assert out['params'] <= out['k'] == round(0.2 * out['dense_weights'])
+    assert 0 <= out['worst_case_acc'] <= min(out['robust_acc'].values()) <= out['clean_acc'] <= 1
+    assert out['protocol']['eval']['PGD-5']['random_start'] is True and out['protocol']['model_mode'] == 'eval'
+
+
+@pytest.mark.parametrize('args, msg', [
+    (['compress', '--cr', '0'], 'in (0, 1)'),
+    (['compress', '--cr', '1'], 'in (0, 1)'),
+    (['compress', '--cr', '-0.5'], 'in (0, 1)'),
+    (['compress', '--bits', '0'], 'in [1, 16]'),
+    (['compress', '--bits', '17'], 'in [1, 16]'),
+    (['compress', '--method', 'lasso'], "choose from 'da', 'nap', 'ap', 'al0', 'alr', 'aq', 'atmc', 'cstar'"),
+    (['demo', '--cr', '2'], 'in (0, 1)'),
+])
+def test_compress_bad_arguments_exit_2(args, msg):
+    r = rcnb(*args)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert msg in r.stderr and 'usage: rcnb' in r.stderr and 'Traceback' not in r.stderr, r.stderr
+
+
+def test_demo_quick_writes_report(tmp_path):
+    r = rcnb('demo', '--quick', '--threads', '1', '--out', tmp_path / 'demo')
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    lines = {l.split()[0]: l.split() for l in out.splitlines() if l.strip().startswith(('DA ', 'ATMC-8', 'CSTAR'))}
+    assert set(lines) == {'DA', 'ATMC-8', 'CSTAR'}, out
+    assert 'PGD-5' in out and 'random_start=True' in out and 'model in eval mode' in out
+    page = (tmp_path / 'demo' / 'report.html').read_text()
+    assert page.count('class="plotly-graph-div"') == 2 and 'ATMC-8' in page and 'Pareto front' in page
+    rows = json.loads((tmp_path / 'demo' / 'results.json').read_text())
+    assert [r_['label'] for r_ in rows] == ['DA', 'ATMC-8', 'CSTAR']
+    assert rows[1]['nnz'] <= rows[1]['k'] and rows[1]['faithful_cr'] < 0.05 and rows[2]['params'] <= rows[2]['k']
+    assert (tmp_path / 'demo' / 'results.csv').read_text().startswith('method,label,ratio,bits')
