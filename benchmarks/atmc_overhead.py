@@ -98,6 +98,7 @@ def parse_args(argv=None):
     p.add_argument('--device', default='cpu', help="cpu, cuda, or 'auto'")
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--out', default=str(RESULTS / 'atmc_overhead.json'))
+    p.add_argument('--profile-only', action='store_true', help='only re-time the isolated components into the --out file')
     p.add_argument('--recompute', default=None, metavar='JSON', help='only recompute the derived fields of a result file')
     return p.parse_args(argv)
 
@@ -166,6 +167,15 @@ def print_direct(res: dict):
               f"  {'OK (<= 10%)' if d['fraction'] <= res['goal_b_max'] else 'ABOVE the 10% goal'}")
 
 
+@torch.no_grad()
+def inplace_topk(tensors, k):
+    "The suggested fix, for comparison: global top-k threshold by torch.topk, then zero the rest IN PLACE (no copy back)."
+    mag = torch.cat([t.reshape(-1) for t in tensors]).abs_()
+    tau = torch.topk(mag, k, sorted=False).values.min()
+    for t in tensors: t.masked_fill_(t.abs() < tau, 0)   # ties at tau kept: may keep a few more than k
+    return tensors
+
+
 def main(argv=None):
     a = parse_args(argv)
     if a.recompute:   # refresh the derived fields of an existing result file, no new measurements
@@ -214,9 +224,77 @@ def main(argv=None):
         sync(device)
         return time.perf_counter() - t0, time.process_time() - c0, acc, t
 
+    def profile(clock):
+        "Isolated timings of the pieces (fresh weights each call: in training every SGD step moves every entry)."
+        # ---- isolated components ----
+        reps = a.profile_reps
+        dm = get_model(model_name, data.info).to(device); dm.load_state_dict(init)
+        fm = atmc_factorize(dm)
+        # put the factors in a realistic state: C and the identity-free factor non-zero
+        with torch.no_grad():
+            for f in atmc_factors(fm):
+                if f.abs().sum() == 0: f.normal_(0, 1e-3)
+        dws, fws = dense_weights(dm), atmc_factors(fm)
+        sp = Sparse(k, n_dense=N)
+        admm = ADMMCallback(ATMC(k, bits=a.bits, n_dense=N), 'factors', every=a.q)
+        Z = [w.detach().clone() for w in project_sparse([w.detach() for w in fws], k)]
+        U = [torch.zeros_like(w) for w in fws]
+        x = next(iter(data.train))[0].to(device)
+
+        def penalty():
+            pen = 0.5 * 0.1 * sum(((w - z + u) ** 2).sum() for w, z, u in zip(fws, Z, U))
+            pen.backward()
+            for w in fws: w.grad = None
+
+        def admm_update():
+            admm.constraint.project([w.detach() + u for w, u in zip(fws, U)])
+
+        def fwd(m):
+            def f():
+                with torch.no_grad(): m(x)
+            return f
+
+        def weights_only():
+            with torch.no_grad():
+                for lay in fm.modules():
+                    if hasattr(lay, 'factors') and hasattr(lay, 'weight_shape'): lay.weight
+
+        comp = {
+            'project_sparse dense weights (%d entries)' % sum(w.numel() for w in dws):
+                median_time(lambda: project_sparse([w.detach() for w in dws], k), reps, device),
+            'project_ (solver) dense weights, incl. clone + copy back':
+                median_time(lambda: project_([w.detach().clone() for w in dws], sp), reps, device),
+            'project_sparse ATMC factors (%d entries)' % sum(w.numel() for w in fws):
+                median_time(lambda: project_sparse([w.detach() for w in fws], k), reps, device),
+            'project_ (solver) ATMC factors, incl. clone + copy back':
+                median_time(lambda: project_([w.detach().clone() for w in fws], sp), reps, device),
+            'suggested: in place, topk threshold + masked_fill_ (factors, incl. clone)':
+                median_time(lambda: inplace_topk([w.detach().clone() for w in fws], k), reps, device),
+            'ADMM Z-step: ATMC projection (top-k + k-means per factor)':
+                median_time(admm_update, max(3, reps // 4), device),
+            'ADMM penalty forward + backward (every step)': median_time(penalty, reps, device),
+            'W = (I+U)V + C for all layers (once per forward)': median_time(weights_only, reps, device),
+            'dense forward, one batch (no grad)': median_time(fwd(dm), reps, device),
+            'factorized forward, one batch (no grad)': median_time(fwd(fm), reps, device),
+        }
+        steps_per_epoch = len(data.train)
+        print(f"\nisolated components ({clock} time, median of {reps} calls; per epoch = x {steps_per_epoch} steps, ADMM Z-step x "
+              f"{steps_per_epoch // a.q}):")
+        for kname, s in comp.items(): print(f"  {kname:72s} {s * 1e3:9.2f} ms")
+        return comp, sum(w.numel() for w in fws)
+
+
     print(f"{model_name} (N={N:,} weights) on {n_train} {name} images, batch {a.batch_size} ({len(data.train)} steps), "
           f"{device}, {torch.get_num_threads()} thread(s); PGD-{a.steps} eps {eps:g} alpha {attack.alpha:.4g}; "
           f"k = {a.ratio} N = {k:,}; {a.repeats} interleaved repeats, median (min)", flush=True)
+    if a.profile_only:   # only the isolated components; update them in an existing result file
+        clock = 'process CPU' if CLOCK[0] is time.process_time else 'wall'
+        comp, _ = profile(clock)
+        res = json.loads(Path(a.out).read_text())
+        res['components_seconds'], res['profile_reps'] = comp, a.profile_reps
+        res['direct_bookkeeping'] = direct_bookkeeping(res); print_direct(res)
+        Path(a.out).write_text(json.dumps(res, indent=1) + '\n'); print(f"updated {a.out}")
+        return res
     for cfg in a.configs: run(cfg, a.warmup_batches)  # warm-up
     wall = {c: [] for c in a.configs}
     cpu = {c: [] for c in a.configs}
@@ -260,61 +338,10 @@ def main(argv=None):
         for cls, evs in d.items():
             print(f"  {c:7s} {cls:16s} " + ', '.join(f"{ev} {s:.3f} s" for ev, s in evs.items()))
 
-    # ---- isolated components ----
-    reps = a.profile_reps
-    dm = get_model(model_name, data.info).to(device); dm.load_state_dict(init)
-    fm = atmc_factorize(dm)
-    # put the factors in a realistic state: C and the identity-free factor non-zero
-    with torch.no_grad():
-        for f in atmc_factors(fm):
-            if f.abs().sum() == 0: f.normal_(0, 1e-3)
-    dws, fws = dense_weights(dm), atmc_factors(fm)
-    sp = Sparse(k, n_dense=N)
-    admm = ADMMCallback(ATMC(k, bits=a.bits, n_dense=N), 'factors', every=a.q)
-    Z = [w.detach().clone() for w in project_sparse([w.detach() for w in fws], k)]
-    U = [torch.zeros_like(w) for w in fws]
-    x = next(iter(data.train))[0].to(device)
-
-    def penalty():
-        pen = 0.5 * 0.1 * sum(((w - z + u) ** 2).sum() for w, z, u in zip(fws, Z, U))
-        pen.backward()
-        for w in fws: w.grad = None
-
-    def admm_update():
-        admm.constraint.project([w.detach() + u for w, u in zip(fws, U)])
-
-    def fwd(m):
-        def f():
-            with torch.no_grad(): m(x)
-        return f
-
-    def weights_only():
-        with torch.no_grad():
-            for lay in fm.modules():
-                if hasattr(lay, 'factors') and hasattr(lay, 'weight_shape'): lay.weight
-
-    comp = {
-        'project_sparse dense weights (%d entries)' % sum(w.numel() for w in dws):
-            median_time(lambda: project_sparse([w.detach() for w in dws], k), reps, device),
-        'project_ (solver) dense weights, incl. copy back':
-            median_time(lambda: project_(dws, sp), reps, device),
-        'project_sparse ATMC factors (%d entries)' % sum(w.numel() for w in fws):
-            median_time(lambda: project_sparse([w.detach() for w in fws], k), reps, device),
-        'project_ (solver) ATMC factors, incl. copy back':
-            median_time(lambda: project_(fws, sp), reps, device),
-        'ADMM Z-step: ATMC projection (top-k + k-means per factor)':
-            median_time(admm_update, max(3, reps // 4), device),
-        'ADMM penalty forward + backward (every step)': median_time(penalty, reps, device),
-        'W = (I+U)V + C for all layers (once per forward)': median_time(weights_only, reps, device),
-        'dense forward, one batch (no grad)': median_time(fwd(dm), reps, device),
-        'factorized forward, one batch (no grad)': median_time(fwd(fm), reps, device),
-    }
+    comp, n_fact = profile(clock)
     steps_per_epoch = len(data.train)
-    print(f"\nisolated components ({clock} time, median of {reps} calls; per epoch = x {steps_per_epoch} steps, ADMM Z-step x "
-          f"{steps_per_epoch // a.q}):")
-    for kname, s in comp.items(): print(f"  {kname:62s} {s * 1e3:9.2f} ms")
 
-    res = dict(data=name, model=model_name, n_weights=N, n_factor_entries=sum(w.numel() for w in fws),
+    res = dict(data=name, model=model_name, n_weights=N, n_factor_entries=n_fact,
                n_train=n_train, batch_size=a.batch_size, steps_per_epoch=steps_per_epoch, attack=attack.protocol,
                ratio=a.ratio, k=k, bits=a.bits, q=a.q, device=str(device), threads=torch.get_num_threads(),
                repeats=a.repeats, warmup_batches=a.warmup_batches, labels=LABELS, base=BASE,
@@ -324,7 +351,7 @@ def main(argv=None):
                factorized_model_overhead_a=over.get('fact'),
                bookkeeping_overhead_b={c: over[c] for c in ('al0', 'atmc32', 'atmcb') if c in over},
                goal_b_max=0.10, callback_seconds_per_epoch_median=cb_med,
-               components_seconds=comp, profile_reps=reps,
+               components_seconds=comp, profile_reps=a.profile_reps,
                torch=torch.__version__, python=platform.python_version(), machine=platform.machine(),
                cpu_count=os.cpu_count(), load_avg_1min=os.getloadavg()[0] if hasattr(os, 'getloadavg') else None)
     res['direct_bookkeeping'] = direct_bookkeeping(res)

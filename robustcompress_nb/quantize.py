@@ -180,6 +180,17 @@ def _dc_layer(Dprev: Tensor, W: Tensor, S1: Tensor, S2: Tensor, k: int, r_hi: in
                               torch.cat([clo[left], a[right]]), torch.cat([a[left], chi[right]]))
     return D, opt
 
+def _segment_means(v: Tensor, # sorted distinct values (float64)
+                   w: Tensor, # their weights
+                   b: Tensor, # cluster boundaries 0 = b[0] < b[1] < ... < b[K] = len(v)
+                  ) -> Tensor: # the K weighted means, strictly increasing
+    "Each cluster's weighted mean from its own members: prefix-sum differences cancel catastrophically (1e-43 next to 4.0)."
+    b = b.to(v.device)
+    seg = torch.repeat_interleave(torch.arange(len(b) - 1, device=v.device), torch.diff(b))
+    num = v.new_zeros(len(b) - 1).index_add_(0, seg, w * v)
+    den = v.new_zeros(len(b) - 1).index_add_(0, seg, w)
+    return torch.minimum(torch.maximum(num / den, v[b[:-1]]), v[b[1:] - 1])   # rounding never leaves the cluster
+
 def _kmeans_dp(v: Tensor, # sorted distinct values
                w: Tensor, # their multiplicities (weights > 0)
                K: int, # number of clusters, 2 <= K < len(v)
@@ -213,7 +224,7 @@ def _kmeans_dp(v: Tensor, # sorted distinct values
         i = sum(int(d[i]) for d in deltas[:k - 1]); cuts.append(i)
     cuts.append(0)
     b = torch.tensor(cuts[::-1], device=v.device)
-    return (S1[b[1:]] - S1[b[:-1]]) / (W[b[1:]] - W[b[:-1]]) + shift
+    return _segment_means(v, w, b)
 
 # %% ../nbs/10_quantize.ipynb #7a8be84f
 BACKENDS = ('auto', 'numba', 'torch')
@@ -311,8 +322,7 @@ def _kmeans_lagrange(v: Tensor, # sorted distinct values
         s = b - K
         i = int(np.flatnonzero(coarse[:a + 1] <= fine[s:s + a + 1])[-1])
         p = np.concatenate([coarse[:i + 1], fine[i + s + 1:]])
-    c = (S1[p[1:]] - S1[p[:-1]]) / (W[p[1:]] - W[p[:-1]])
-    return (torch.from_numpy(c) + shift).to(dev)
+    return _segment_means(v, w, torch.from_numpy(p)).to(dev)
 
 def _kmeans_exact(v: Tensor, w: Tensor, K: int, backend: str = 'auto') -> Tensor:
     "The K optimal centres of sorted distinct values `v` with weights `w`: numba's Lagrangian or torch's layered DP."
