@@ -25,7 +25,8 @@ replaced by `run_method(..., pretrained=...)`):
   quantization stage), as in ATMC's schedule; the ATMC-32 model is cached per ratio.
 - DA is one row (ratio empty, CR 1). ALR and CSTAR cannot reach budgets below rank 1 in every layer
   (about 2,400 weights for this LeNet, CR ~5.6e-3): those rows are written with status 'infeasible' and the error.
-- Resumable: rows already in --out (same method, ratio, schedule) are skipped; cached models are reused. Results are
+- Resumable: rows already in --out (same method, ratio, schedule tag) are skipped; cached models are reused (a schedule
+  changed by --n-train etc. gets its own tag, e.g. 'reduced-3fa1c2', and cache folder). Results are
   appended row by row, so an interrupted run loses at most the row in progress.
 - Evaluation: clean, PGD-40 (eps 0.3, alpha 0.01, random start, 1 restart) and FGSM (eps 0.3) on the first
   `n_test` test images (a stratified subset), eval mode, a fixed seed; worst case over the two attacks.
@@ -321,7 +322,7 @@ def table(rows):
 
 
 # ------------------------------------------------------------------------------------------------ main
-def estimate_reduced(rows, sched_smoke) -> str:
+def estimate_reduced(rows, sched_smoke, name='smoke') -> str:
     """Rough wall time of the REDUCED schedule (same device/threads), scaled from this run: seconds per adversarial
     training image-epoch (all Solver runs of this process, PGD-7 in both) and seconds per evaluated test image."""
     adv = [(e, s) for e, s in TIMINGS if e]
@@ -355,6 +356,9 @@ def main(argv=None):
     for k in ('n_train', 'n_test', 'dense_epochs', 'stage_epochs', 'train_steps'):
         if getattr(a, k) is not None: sched[k] = getattr(a, k)
     out = Path(a.out) if a.out else RESULTS / f"reproduce_mnist{'' if name == 'reduced' else '_' + name}.csv"
+    if sched != SCHEDULES[name]:   # overridden: its own schedule tag (resume key) and its own model cache
+        import hashlib
+        name = f"{name}-{hashlib.sha1(json.dumps(sched, sort_keys=True).encode()).hexdigest()[:6]}"
     if a.plot_only:
         rows = read_rows(out)
         print(table(rows)); print('plot:', *map(str, plot(rows, out)))
@@ -371,7 +375,7 @@ def main(argv=None):
     for m in methods: parse_method(m)
     data = get_data('mnist', root=root, n_train=sched['n_train'], n_test=sched['n_test'],
                     batch_size=sched['batch_size'], seed=a.seed)
-    cache = Path(a.cache) if a.cache else out.parent / f"{out.stem}_cache"
+    cache = Path(a.cache) if a.cache else out.parent / f"{out.stem}_cache" / name
     runner = Runner(a, sched, name, data, device, cache)
     done = {key(r['method'], r['ratio'] or None, r['schedule']) for r in read_rows(out)}
     todo = [(m, None) if parse_method(m)[0] in ('DA', 'AQ') else (m, r) for m in methods for r in ratios]
@@ -391,7 +395,7 @@ def main(argv=None):
     print(f"\nwall time of this invocation: {time.perf_counter() - t_all:.0f} s\n")
     print(table(rows))
     if not a.no_plot: print('plot:', *map(str, plot(rows, out)))
-    if a.smoke: print(estimate_reduced(rows, sched))
+    if a.smoke: print(estimate_reduced(rows, sched, name))
     return rows
 
 
