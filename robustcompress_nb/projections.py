@@ -68,7 +68,7 @@ def _work_dtype(*ts: Tensor) -> torch.dtype:
     return torch.float64 if any(t.dtype == torch.float64 for t in ts) else torch.float32
 
 # %% ../nbs/11_projections.ipynb #0a0cdbdf
-def _kth_largest(mag: Tensor, k: int, *, min_n: int = 1 << 20, sample: int = 1 << 17) -> tuple[Tensor, int, int]:
+def _kth_largest(mag: Tensor, k: int, *, min_n: int = 1 << 17, sample: int = 1 << 14) -> tuple[Tensor, int, int]:
     """(tau, #entries > tau, #entries == tau) with tau the `k`-th largest of the 1-D `mag` (1 <= k <= n), exactly.
     Floyd-Rivest style for n >= min_n: a fixed-seed random sample brackets tau in [lo, hi], two counting passes
     check the bracket, and the selection runs on the entries inside it only (plain kthvalue if it missed)."""
