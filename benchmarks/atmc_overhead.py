@@ -63,7 +63,10 @@ from robustcompress_nb.layers import atmc_factorize, atmc_factors
 from robustcompress_nb.models import count_weights, get_model
 from robustcompress_nb.projections import project_sparse
 from robustcompress_nb.solver import ADMMCallback, ProjectCallback, check_budget, dense_weights, project_
-from robustcompress_nb.train import EVENTS, Callback, CancelFitException, Trainer
+from robustcompress_nb.train import EVENTS, Trainer
+
+import _bench
+from _bench import StopAfter, sync
 
 RESULTS = Path(__file__).resolve().parent / 'results'
 CONFIGS = ('plain', 'al0', 'fact', 'atmc32', 'atmcb')
@@ -103,18 +106,6 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def sync(device):
-    if device.type == 'cuda': torch.cuda.synchronize(device)
-
-
-class StopAfter(Callback):
-    "Cancel the run after `n` optimizer steps (warm-up)."
-    order = 99
-    def __init__(self, n): self.n = n
-    def after_step(self):
-        if self.trainer.step >= self.n: raise CancelFitException
-
-
 def clock():
     "Process CPU time on CPU runs with one thread (see main), else wall time; set in main."
     return CLOCK[0]()
@@ -137,12 +128,7 @@ def time_events(cb, device, acc: dict):
     return cb
 
 
-def median_time(fn, reps, device):
-    fn(); sync(device)  # warm-up
-    ts = []
-    for _ in range(reps):
-        sync(device); t = clock(); fn(); sync(device); ts.append(clock() - t)
-    return statistics.median(ts)
+def median_time(fn, reps, device): return _bench.median_time(fn, reps, device, clock=clock)
 
 
 def direct_bookkeeping(res: dict) -> dict:

@@ -21,7 +21,6 @@ import json
 import os
 import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -31,6 +30,8 @@ import torch.nn.functional as F
 from robustcompress_nb.attacks import pgd
 from robustcompress_nb.data import get_data
 from robustcompress_nb.models import get_model
+
+from _bench import sync
 
 RESULTS = Path(__file__).resolve().parent / 'results'
 
@@ -75,10 +76,6 @@ def inputs(data, n):
             xs.append(xb[:n - k]); ys.append(yb[:n - k]); k += len(xs[-1])
             if k >= n: return torch.cat(xs), torch.cat(ys)
     return torch.cat(xs), torch.cat(ys)
-
-
-def sync(device):
-    if device.type == 'cuda': torch.cuda.synchronize(device)
 
 
 def batched(fn, x, y, bs):

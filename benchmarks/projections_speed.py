@@ -31,6 +31,8 @@ try:  # run from a checkout without installing the package
 except ImportError:
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from _bench import median_time
+
 # ---------------------------------------------------------------------------------------------- weights
 def resnet34_shapes(n_classes: int = 10) -> list[tuple[int, ...]]:
     "Conv2d/Linear weight shapes of the CIFAR ResNet-34 (3x3 stem, stages of 3, 4, 6, 3 basic blocks)."
@@ -121,16 +123,6 @@ def _peak_memory(method, ratio, device, ws, k):
     return res
 
 
-def _time(fn, repeats, device):
-    sync = torch.cuda.synchronize if str(device).startswith("cuda") else (lambda: None)
-    fn(); sync()  # warm-up
-    ts = []
-    for _ in range(repeats):
-        t0 = time.perf_counter(); out = fn(); sync(); ts.append(time.perf_counter() - t0)
-        del out
-    return statistics.median(ts)
-
-
 def bench_topk(ratios=(0.01, 0.1, 0.5), repeats: int = 3, device: str = "cpu", memory_ratio: float = 0.1) -> list[dict]:
     """Global magnitude top-k on the ResNet-34 weights: project_sparse vs sorting everything.
     Returns one row per (ratio, method): seconds (median), speedup over the fastest sort, peak extra memory (MiB)."""
@@ -145,7 +137,7 @@ def bench_topk(ratios=(0.01, 0.1, 0.5), repeats: int = 3, device: str = "cpu", m
         same = all(torch.equal(a, b) for a, b in zip(ours, ref))  # same tie rule: position order
         assert same, "project_sparse disagrees with the stable-sort reference"
         del ours, ref
-        times = {name: _time(lambda f=f: f(ws, k), repeats, device) for name, f in methods.items()}
+        times = {name: median_time(lambda f=f: f(ws, k), repeats, device) for name, f in methods.items()}
         t_sort = min(t for name, t in times.items() if "reference" in name)
         for name, t in times.items():
             row = dict(ratio=ratio, k=k, method=name, seconds=round(t, 4), speedup_vs_sort=round(t_sort / t, 2),

@@ -53,9 +53,7 @@ reproduce_mnist_smoke.csv), and a plot beside it: <stem>.html (plotly), plus <st
 import argparse
 import csv
 import json
-import math
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -211,7 +209,7 @@ class Runner:
 
     def stages(self, method, bits, ratio):
         "The method's schedule without its dense stage (and, for ATMC-b, only the quantize stage)."
-        sc, N, E, lr = self.sched, self.N, self.sched['stage_epochs'], self.sched['lr']
+        N, E, lr = self.N, self.sched['stage_epochs'], self.sched['lr']
         kw = dict(lr=lr, **self.opts)
         loss = dict(loss=self.a.loss)
         f = METHODS[method]

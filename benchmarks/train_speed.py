@@ -32,7 +32,9 @@ import torch
 from robustcompress_nb.attacks import PGD
 from robustcompress_nb.data import get_data
 from robustcompress_nb.models import get_model, count_weights
-from robustcompress_nb.train import Callback, Trainer
+from robustcompress_nb.train import Trainer
+
+from _bench import StopAfter, sync
 
 RESULTS = Path(__file__).resolve().parent / 'results'
 
@@ -67,18 +69,6 @@ class TimedAttack:
         out = self.attack(model, x, y)
         sync(self.device); self.seconds += time.perf_counter() - t
         return out
-
-
-class StopAfter(Callback):
-    "Cancel the epoch after `n` batches (warm-up)."
-    def __init__(self, n): self.n = n
-    def after_step(self):
-        from robustcompress_nb.train import CancelFitException
-        if self.trainer.step >= self.n: raise CancelFitException
-
-
-def sync(device):
-    if device.type == 'cuda': torch.cuda.synchronize(device)
 
 
 def main(argv=None):

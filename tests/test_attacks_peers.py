@@ -8,7 +8,6 @@ import sys
 
 import pytest
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
 from robustcompress_nb.attacks import FGSM, PGD, AutoAttack, fgsm, pgd

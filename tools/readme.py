@@ -8,7 +8,6 @@ markers and magics removed, exactly as for the docs) followed by nbconvert's Mar
     python tools/readme.py --check  # exit 1 (with a diff) when README.md is out of date
 """
 import argparse, difflib, json, sys
-from pathlib import Path
 
 import nbformat
 from execnb.nbio import read_nb
