@@ -129,8 +129,8 @@ def run_method(method: str, # a key of `solver.METHODS`, any case
     if stages:
         solver = Solver(start, data, stages, attack=attack, seed=seed, device=device, callbacks=callbacks)
         deployed = solver.run()
-        results = solver.results
-    else: deployed, results = clone_model(start), []
+        results, stopped = solver.results, solver.stopped
+    else: deployed, results, stopped = clone_model(start), [], False
     train_s = time.perf_counter() - t0
     evals = eval_attacks(eps, eval_steps or _eval_steps(info), eval_restarts)
     with torch.random.fork_rng(devices=[]):
@@ -150,7 +150,7 @@ def run_method(method: str, # a key of `solver.METHODS`, any case
                protocol=dict(train={'name': attack.name, **attack.protocol, 'loss': 'natural' if m == 'NAP' else loss},
                              eval=ev['protocol'], model_mode='eval', n=ev['n']),
                stages=[s.name for s in stages], epochs=[s.epochs for s in stages], pretrained=use_pre,
-               feasible=all(r['feasible'] is not False for r in results),
+               feasible=all(r['feasible'] is not False for r in results), stopped=stopped,
                train_seconds=round(train_s, 3), eval_seconds=round(eval_s, 3), seconds=round(train_s + eval_s, 3))
     return (row, deployed) if return_model else row
 

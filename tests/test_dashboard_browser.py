@@ -1,0 +1,163 @@
+"""The dashboard in a real browser: JupyterLab on 127.0.0.1, Debian's chromium driven by playwright.
+
+Opens a notebook that shows `Dashboard(...)`, runs it, presses Start, waits until the live curves have points,
+checks that moving a setting during the run is refused on the page, waits for the run to end, drags the
+target-CR slider and checks that its readout and the linked sparsity moved, and saves screenshots in
+$RCNB_ARTIFACTS (default tests/artifacts/) for people to look at.
+
+Needs `jupyterlab`, `playwright` (installed with PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1: no browser download) and
+/usr/bin/chromium (apt). Skipped when they are missing, unless RCNB_REQUIRE_BROWSER=1 (set by .ci/run), which
+turns a missing piece into a failure.
+"""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = os.environ.get('RCNB_CHROMIUM', '/usr/bin/chromium')
+ARTIFACTS = Path(os.environ.get('RCNB_ARTIFACTS', Path(__file__).parent / 'artifacts'))
+
+
+def _missing():
+    miss = []
+    if not Path(CHROMIUM).exists(): miss.append(f'chromium ({CHROMIUM})')
+    for mod in ('playwright', 'jupyterlab'):
+        try: __import__(mod)
+        except ImportError: miss.append(mod)
+    return miss
+
+
+def _need_browser():
+    miss = _missing()
+    if miss:
+        if os.environ.get('RCNB_REQUIRE_BROWSER') == '1': pytest.fail(f"browser test required but missing: {', '.join(miss)}")
+        pytest.skip(f"missing: {', '.join(miss)}")
+
+
+CELL = """import torch
+torch.set_num_threads(1)
+from robustcompress_nb.data import get_data
+from robustcompress_nb.dashboard import Dashboard
+small = get_data('digits', n_train=384, n_test=128, batch_size=64, seed=0)
+dash = Dashboard(small, 'small_cnn', method='AL0', cr=0.05, epochs=2, steps=2, n_eval_epoch=64, n_eval=128,
+                 eval_steps=5, refresh_s=0.3, backend='widget')
+dash"""
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
+
+
+@pytest.fixture
+def lab(tmp_path):
+    _need_browser()
+    nb = dict(cells=[dict(cell_type='code', id='dashcell', metadata={}, execution_count=None, outputs=[], source=CELL)],
+              metadata=dict(kernelspec=dict(name='python3', display_name='Python 3', language='python')), nbformat=4, nbformat_minor=5)
+    (tmp_path / 'dashboard.ipynb').write_text(json.dumps(nb))
+    port, token = _free_port(), 'rcnb-test-token'
+    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(tmp_path / 'cfg'), JUPYTER_RUNTIME_DIR=str(tmp_path / 'rt'),
+               JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / 'ws'), OMP_NUM_THREADS='1')
+    log = open(tmp_path / 'lab.log', 'w')
+    proc = subprocess.Popen([sys.executable, '-m', 'jupyterlab', '--allow-root', '--no-browser', '--ip=127.0.0.1',
+                             f'--port={port}', f'--IdentityProvider.token={token}', f'--ServerApp.root_dir={tmp_path}',
+                             '--LabApp.news_url=', '--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate'],
+                            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
+    url = f'http://127.0.0.1:{port}'
+    try:
+        for _ in range(240):
+            try:
+                urllib.request.urlopen(f'{url}/api/status?token={token}', timeout=1); break
+            except Exception:
+                if proc.poll() is not None: break
+                time.sleep(0.25)
+        else: pytest.fail('JupyterLab did not start in 60 s')
+        if proc.poll() is not None: pytest.fail('JupyterLab exited: ' + (tmp_path / 'lab.log').read_text()[-2000:])
+        yield f'{url}/lab/tree/dashboard.ipynb?token={token}'
+    finally:
+        proc.terminate()
+        try: proc.wait(10)
+        except subprocess.TimeoutExpired: proc.kill()
+        log.close()
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        shutil.copy(tmp_path / 'lab.log', ARTIFACTS / 'dashboard_lab_server.log')
+
+
+# the number of points of every trace of every plotly figure on the page
+TRACE_POINTS = """() => Array.from(document.querySelectorAll('.js-plotly-plot'))
+    .map(gd => (gd.data || []).map(t => (t.x || []).length))"""
+
+
+def _slider(page, label):
+    "The widget box of the slider whose description is `label`."
+    return page.locator('.widget-slider', has=page.locator('.widget-label', has_text=label)).first
+
+
+def _readout(page, label) -> str:
+    r = _slider(page, label).locator('.widget-readout')
+    return (r.input_value() if r.evaluate('e => e.tagName') == 'INPUT' else r.inner_text()).strip()
+
+
+def test_dashboard_in_jupyterlab(lab):
+    from playwright.sync_api import sync_playwright
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                    args=['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'])
+        page = browser.new_page(viewport={'width': 1600, 'height': 1300})
+        try:
+            page.goto(lab, timeout=120_000)
+            cell = page.locator('.jp-Notebook .jp-CodeCell').first
+            cell.wait_for(timeout=120_000)
+            # wait for the kernel, then run the cell
+            page.wait_for_function("() => document.querySelector('.jp-Notebook-ExecutionIndicator[data-status=\"idle\"]') !== null"
+                                   " || document.body.innerText.includes('Idle')", timeout=120_000)
+            cell.locator('.jp-InputArea-editor').click()
+            page.keyboard.press('Shift+Enter')
+            start = page.locator('button.jupyter-button', has_text='Start')
+            start.wait_for(timeout=180_000)
+            page.wait_for_function(f"() => ({TRACE_POINTS})().length >= 4", timeout=60_000)   # the four figures drew
+            page.screenshot(path=str(ARTIFACTS / 'dashboard_ready.png'), full_page=True)
+            assert _readout(page, 'sparsity') == '0.950'
+            start.click()
+            # the live curves fill: the loss trace of the training figure gets points while the run goes on
+            page.wait_for_function(f"() => ({TRACE_POINTS})()[0][0] >= 2", timeout=120_000)
+            # a setting changed during the run is refused on the page, and its slider snaps back
+            eps0 = _readout(page, 'eps')
+            _slider(page, 'eps').locator('.noUi-handle, .ui-slider-handle').first.focus()
+            page.keyboard.press('ArrowRight')
+            page.wait_for_function("() => document.body.innerText.includes('refused: eps')", timeout=30_000)
+            assert _readout(page, 'eps') == eps0
+            page.screenshot(path=str(ARTIFACTS / 'dashboard_running.png'), full_page=True)
+            # the run ends: both the shared dense model and AL0 have points on the trade-off figure
+            page.wait_for_function("() => document.body.innerText.includes('AL0 done')", timeout=300_000)
+            pts = page.evaluate(TRACE_POINTS)
+            assert pts[0][0] >= 2 and pts[0][4] >= 2, pts                    # loss and stored fraction per chunk
+            assert pts[0][2] >= 2 and pts[0][3] >= 2, pts                    # test clean and robust accuracy per epoch
+            trade = [f for f in pts if len(f) == 4]
+            assert trade and all(n == 1 for n in trade[-1]), pts             # DA and AL0: one point each, two panels
+            # drag the target-CR slider to the left: its readout and the linked sparsity move
+            cr0, sp0 = _readout(page, 'target CR'), _readout(page, 'sparsity')
+            handle = _slider(page, 'target CR').locator('.noUi-handle, .ui-slider-handle').first
+            box = handle.bounding_box()
+            page.mouse.move(box['x'] + box['width'] / 2, box['y'] + box['height'] / 2)
+            page.mouse.down(); page.mouse.move(box['x'] - 60, box['y'] + box['height'] / 2, steps=8); page.mouse.up()
+            page.wait_for_function("([a, b]) => true", arg=[cr0, sp0])
+            page.wait_for_timeout(1000)
+            cr1, sp1 = _readout(page, 'target CR'), _readout(page, 'sparsity')
+            assert float(cr1) < float(cr0), (cr0, cr1)
+            assert float(sp1) > float(sp0), (sp0, sp1)
+            assert abs((1 - float(sp1)) - float(cr1)) < 2e-3, (cr1, sp1)     # AL0: CR = 1 - sparsity
+            page.screenshot(path=str(ARTIFACTS / 'dashboard.png'), full_page=True)
+        except Exception:
+            page.screenshot(path=str(ARTIFACTS / 'dashboard_failure.png'), full_page=True)
+            raise
+        finally:
+            browser.close()
