@@ -17,9 +17,8 @@ from .train import (LOSSES, OPTIMIZERS, SCHEDULES, ATTACK_MODES, Trainer, Callba
                                      ProgressBar, atomic_save)
 
 # %% auto #0
-__all__ = ['TRAIN_DEFAULTS', 'DEFAULT_LR', 'positive_int', 'nonneg_int', 'positive_float', 'eps_float', 'COMMANDS',
-           'COMPRESS_EPOCHS', 'bits_int', 'DEMO_EPOCHS', 'eval_steps_default', 'register_command', 'build_parser',
-           'main', 'protocol_table', 'cr_float', 'compress_report']
+__all__ = ['TRAIN_DEFAULTS', 'DEFAULT_LR', 'COMMANDS', 'COMPRESS_EPOCHS', 'DEMO_EPOCHS', 'eval_steps_default', 'register_command',
+           'build_parser', 'main', 'protocol_table', 'cr_float', 'compress_report']
 
 # %% ../nbs/90_cli.ipynb #338677e3
 TRAIN_DEFAULTS = {
@@ -50,13 +49,14 @@ def _number(kind, lo=None, hi=None, lo_open=False, what=''):
             rng = f"{'>' if lo_open else '>='} {lo}" if hi is None else f"in {'(' if lo_open else '['}{lo}, {hi}]"
             raise argparse.ArgumentTypeError(f"must be {rng}{what}, got {s}")
         return v
-    parse.__name__ = kind.__name__
+    parse.__name__ = kind.__name__   # argparse names the type in its messages
+    parse.__doc__ = f"argparse type: {kind.__name__}{what}"
     return parse
 
-positive_int = _number(int, 1)
-nonneg_int = _number(int, 0)
-positive_float = _number(float, 0, lo_open=True)
-eps_float = _number(float, 0, 1, what=' (pixel units, inputs in [0, 1])')
+_positive_int = _number(int, 1)
+_nonneg_int = _number(int, 0)
+_positive_float = _number(float, 0, lo_open=True)
+_eps_float = _number(float, 0, 1, what=' (pixel units, inputs in [0, 1])')
 
 # %% ../nbs/90_cli.ipynb #8eafc48c
 COMMANDS = {}
@@ -99,34 +99,34 @@ def _configure_train(p:argparse.ArgumentParser):
     d.add_argument('--data', default='digits', choices=DATASETS, help="data set")
     d.add_argument('--root', default=None, help="data folder (default: $RCNB_DATA; not needed for digits)")
     d.add_argument('--model', default=None, choices=sorted(MODELS), help="model (default: per data set, e.g. small_cnn for digits)")
-    d.add_argument('--n-train', type=positive_int, default=None, help="stratified training subset (default: all)")
-    d.add_argument('--n-test', type=positive_int, default=None, help="stratified test subset used for evaluation (default: all)")
-    d.add_argument('--batch-size', type=positive_int, default=None, help="training batch size (default: per data set)")
+    d.add_argument('--n-train', type=_positive_int, default=None, help="stratified training subset (default: all)")
+    d.add_argument('--n-test', type=_positive_int, default=None, help="stratified test subset used for evaluation (default: all)")
+    d.add_argument('--batch-size', type=_positive_int, default=None, help="training batch size (default: per data set)")
     t = p.add_argument_group('training')
-    t.add_argument('--epochs', type=positive_int, default=None, help="epochs (default: per data set)")
+    t.add_argument('--epochs', type=_positive_int, default=None, help="epochs (default: per data set)")
     t.add_argument('--loss', default='adversarial', choices=LOSSES, help="natural, adversarial (Madry) or mixed (ATMC: 0.5 clean + 0.5 adversarial)")
     t.add_argument('--adv-weight', type=_number(float, 0, 1), default=0.5, help="weight of the adversarial term of --loss mixed")
     t.add_argument('--attack', default='pgd', choices=('pgd', 'fgsm'), help="training attack")
-    t.add_argument('--eps', type=eps_float, default=None, help="L-inf budget in pixel units (default: the data set's, DataInfo.eps)")
-    t.add_argument('--steps', type=positive_int, default=7, help="training PGD steps")
-    t.add_argument('--alpha', type=positive_float, default=None, help="training PGD step size (default: 2.5*eps/steps)")
+    t.add_argument('--eps', type=_eps_float, default=None, help="L-inf budget in pixel units (default: the data set's, DataInfo.eps)")
+    t.add_argument('--steps', type=_positive_int, default=7, help="training PGD steps")
+    t.add_argument('--alpha', type=_positive_float, default=None, help="training PGD step size (default: 2.5*eps/steps)")
     t.add_argument('--attack-mode', default='eval', choices=ATTACK_MODES, help="model mode while crafting training attacks (ATMC: train)")
     t.add_argument('--eps-warmup', type=_number(float, 0), default=0, help="epochs of linear eps ramp-up")
     t.add_argument('--opt', default='sgd', choices=OPTIMIZERS, help="optimizer")
-    t.add_argument('--lr', type=positive_float, default=None, help="learning rate (default: 0.05 for sgd, 1e-3 for adam/adamw)")
+    t.add_argument('--lr', type=_positive_float, default=None, help="learning rate (default: 0.05 for sgd, 1e-3 for adam/adamw)")
     t.add_argument('--momentum', type=_number(float, 0, 0.999), default=0.9, help="SGD momentum")
     t.add_argument('--weight-decay', type=_number(float, 0), default=5e-4, help="weight decay")
     t.add_argument('--schedule', default='cosine', choices=SCHEDULES, help="learning-rate schedule")
-    t.add_argument('--seed', type=nonneg_int, default=0, help="seed of the data subset, shuffling, initialization and attacks")
+    t.add_argument('--seed', type=_nonneg_int, default=0, help="seed of the data subset, shuffling, initialization and attacks")
     t.add_argument('--device', default='auto', help="auto (CUDA when available), cpu, cuda, cuda:1, ...")
-    t.add_argument('--threads', type=positive_int, default=None, help="CPU threads for torch (default: torch's; 1 is often fastest for small models on shared machines)")
+    t.add_argument('--threads', type=_positive_int, default=None, help="CPU threads for torch (default: torch's; 1 is often fastest for small models on shared machines)")
     t.add_argument('--amp', default='off', choices=('off', 'bf16', 'fp16'), help="mixed precision on CUDA (ignored on CPU)")
     t.add_argument('--checkpoint', default=None, metavar='PATH', help="training checkpoint, written every epoch; resumed if it exists")
     t.add_argument('--save', default=None, metavar='PATH', help="save the trained model (state_dict + metadata) here")
     e = p.add_argument_group('evaluation')
-    e.add_argument('--eval-steps', type=positive_int, default=None, help="evaluation PGD steps (default: 40 MNIST-like, 20 others)")
-    e.add_argument('--eval-alpha', type=positive_float, default=None, help="evaluation PGD step size (default: 2.5*eps/eval-steps)")
-    e.add_argument('--eval-restarts', type=positive_int, default=1, help="evaluation PGD random restarts")
+    e.add_argument('--eval-steps', type=_positive_int, default=None, help="evaluation PGD steps (default: 40 MNIST-like, 20 others)")
+    e.add_argument('--eval-alpha', type=_positive_float, default=None, help="evaluation PGD step size (default: 2.5*eps/eval-steps)")
+    e.add_argument('--eval-restarts', type=_positive_int, default=1, help="evaluation PGD random restarts")
     o = p.add_argument_group('output')
     o.add_argument('--json', action='store_true', help="print one JSON object on stdout instead of the table")
     o.add_argument('--quiet', action='store_true', help="no progress bar and no per-epoch lines on stderr")
@@ -286,25 +286,25 @@ def cr_float(s:str) -> float:
     if not 0 < v < 1: raise argparse.ArgumentTypeError(f"must be in (0, 1) (the fraction of the dense weights kept, e.g. 0.01), got {s}")
     return v
 
-bits_int = _number(int, 1, 16)
+_bits_int = _number(int, 1, 16)
 
 def _configure_budget(p, default_cr=None):
     p.add_argument('--cr', '--ratio', dest='cr', type=cr_float, default=default_cr,
                    help="parameter budget: fraction k/N of the dense weights kept, in (0, 1)")
-    p.add_argument('--bits', type=bits_int, default=None, help="bits per stored value, 1..16 (ATMC-b, AQ); ATMC without it is ATMC-32")
-    p.add_argument('--eps', type=eps_float, default=None, help="L-inf budget in pixel units (default: the data set's, DataInfo.eps)")
+    p.add_argument('--bits', type=_bits_int, default=None, help="bits per stored value, 1..16 (ATMC-b, AQ); ATMC without it is ATMC-32")
+    p.add_argument('--eps', type=_eps_float, default=None, help="L-inf budget in pixel units (default: the data set's, DataInfo.eps)")
 
 def _configure_run(p):
     t = p.add_argument_group('training and evaluation')
-    t.add_argument('--epochs-scale', type=positive_float, default=1.0, help="multiply every stage's epochs")
-    t.add_argument('--lr', type=positive_float, default=None, help="SGD learning rate (compress: 0.05; demo: the methods' own, e.g. 0.01 for ATMC/CSTAR)")
+    t.add_argument('--epochs-scale', type=_positive_float, default=1.0, help="multiply every stage's epochs")
+    t.add_argument('--lr', type=_positive_float, default=None, help="SGD learning rate (compress: 0.05; demo: the methods' own, e.g. 0.01 for ATMC/CSTAR)")
     t.add_argument('--loss', default='adversarial', choices=('adversarial', 'mixed'), help="adversarial (paper) or mixed (ATMC's code)")
-    t.add_argument('--train-steps', type=positive_int, default=7, help="training PGD steps (alpha = 2.5*eps/steps)")
-    t.add_argument('--eval-steps', type=positive_int, default=None, help="evaluation PGD steps (default: 40 MNIST-like, 20 others)")
-    t.add_argument('--eval-restarts', type=positive_int, default=1, help="evaluation PGD random restarts")
-    t.add_argument('--seed', type=nonneg_int, default=0, help="seed of the data subset, initialization, training and attacks")
+    t.add_argument('--train-steps', type=_positive_int, default=7, help="training PGD steps (alpha = 2.5*eps/steps)")
+    t.add_argument('--eval-steps', type=_positive_int, default=None, help="evaluation PGD steps (default: 40 MNIST-like, 20 others)")
+    t.add_argument('--eval-restarts', type=_positive_int, default=1, help="evaluation PGD random restarts")
+    t.add_argument('--seed', type=_nonneg_int, default=0, help="seed of the data subset, initialization, training and attacks")
     t.add_argument('--device', default='auto', help="auto (CUDA when available), cpu, cuda, ...")
-    t.add_argument('--threads', type=positive_int, default=None, help="CPU threads for torch (1 is often fastest for small models)")
+    t.add_argument('--threads', type=_positive_int, default=None, help="CPU threads for torch (1 is often fastest for small models)")
     o = p.add_argument_group('output')
     o.add_argument('--json', action='store_true', help="print one JSON object on stdout instead of the table")
     o.add_argument('--quiet', action='store_true', help="no progress lines on stderr")
@@ -317,10 +317,10 @@ def _configure_compress(p:argparse.ArgumentParser):
     d.add_argument('--root', default=None, help="data folder (default: $RCNB_DATA; not needed for digits)")
     d.add_argument('--model', default=None, choices=sorted(MODELS), help="model (default: per data set, e.g. small_cnn for digits)")
     d.add_argument('--dense', default=None, metavar='PATH', help="start from a dense model saved by `rcnb train --save` (skips the dense stage)")
-    d.add_argument('--n-train', type=positive_int, default=None, help="stratified training subset (default: all)")
-    d.add_argument('--n-test', type=positive_int, default=None, help="stratified test subset used for evaluation (default: all)")
-    d.add_argument('--batch-size', type=positive_int, default=None, help="training batch size (default: per data set)")
-    d.add_argument('--epochs', type=positive_int, default=None, help="epochs of every stage (default: per data set, 3 for digits)")
+    d.add_argument('--n-train', type=_positive_int, default=None, help="stratified training subset (default: all)")
+    d.add_argument('--n-test', type=_positive_int, default=None, help="stratified test subset used for evaluation (default: all)")
+    d.add_argument('--batch-size', type=_positive_int, default=None, help="training batch size (default: per data set)")
+    d.add_argument('--epochs', type=_positive_int, default=None, help="epochs of every stage (default: per data set, 3 for digits)")
     _configure_run(p)
     p.add_argument('--save', default=None, metavar='PATH', help="write the compressed model here (export.save_compressed)")
 
@@ -398,8 +398,8 @@ DEMO_EPOCHS = {'ATMC': (0, 2, 2, 2), 'CSTAR': (0, 1, 3)}
 def _configure_demo(p:argparse.ArgumentParser):
     p.add_argument('--out', default='rcnb-demo', metavar='DIR', help="folder for results.csv, results.json and report.html")
     _configure_budget(p, 0.05)
-    p.add_argument('--epochs', type=positive_int, default=None, help="epochs of every compression stage (default: DEMO_EPOCHS)")
-    p.add_argument('--dense-epochs', type=positive_int, default=6, help="epochs of the dense adversarial training")
+    p.add_argument('--epochs', type=_positive_int, default=None, help="epochs of every compression stage (default: DEMO_EPOCHS)")
+    p.add_argument('--dense-epochs', type=_positive_int, default=6, help="epochs of the dense adversarial training")
     p.add_argument('--quick', action='store_true', help="smoke test: 300 train / 100 test digits, 1 epoch per stage, cheap attacks")
     p.add_argument('--inline-js', action='store_true', help="put plotly.js inside report.html (offline viewing, ~4 MB) instead of the CDN link")
     _configure_run(p)
