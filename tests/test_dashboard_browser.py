@@ -63,8 +63,12 @@ def lab(tmp_path):
               metadata=dict(kernelspec=dict(name='python3', display_name='Python 3', language='python')), nbformat=4, nbformat_minor=5)
     (tmp_path / 'dashboard.ipynb').write_text(json.dumps(nb))
     port, token = _free_port(), 'rcnb-test-token'
+    settings = tmp_path / 'settings' / '@jupyterlab' / 'apputils-extension'
+    settings.mkdir(parents=True)
+    (settings / 'notification.jupyterlab-settings').write_text('{"fetchNews": "false", "checkForUpdates": false}')
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(tmp_path / 'cfg'), JUPYTER_RUNTIME_DIR=str(tmp_path / 'rt'),
-               JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / 'ws'), OMP_NUM_THREADS='1')
+               JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / 'ws'), JUPYTERLAB_SETTINGS_DIR=str(tmp_path / 'settings'),
+               OMP_NUM_THREADS='1')
     log = open(tmp_path / 'lab.log', 'w')
     proc = subprocess.Popen([sys.executable, '-m', 'jupyterlab', '--allow-root', '--no-browser', '--ip=127.0.0.1',
                              f'--port={port}', f'--IdentityProvider.token={token}', f'--ServerApp.root_dir={tmp_path}',

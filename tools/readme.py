@@ -23,6 +23,10 @@ def render_readme() -> str:
     NBProcessor(procs=[clean_magics, hide_, hide_line, rm_header_dash, rm_export, strip_ansi], nb=nb).process()
     for c in nb.cells:  # directives left in code cells (e.g. `#| eval: false`) are not for readers
         if c.cell_type == 'code': c.source = '\n'.join(l for l in c.source.splitlines() if not l.lstrip().startswith('#|'))
+    for c in nb.cells:  # interactive plotly figures (and plotly's loader script) cannot show in Markdown: the docs site has them
+        if c.get('outputs'):
+            c.outputs = [o for o in c.outputs if not ('application/vnd.plotly.v1+json' in o.get('data', {})
+                                                      or 'plotly' in ''.join(o.get('data', {}).get('text/html', '')))]
     nb.cells = [c for c in nb.cells if c.source.strip() or c.get('outputs')]
     for c in nb.cells: c.pop('idx_', None)
     node = nbformat.reads(json.dumps(nb), as_version=4)  # rejoins multi-line strings stored as lists
