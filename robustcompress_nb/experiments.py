@@ -19,9 +19,9 @@ from .layers import clone_model
 from .solver import METHODS, Solver, check_budget
 
 # %% auto #0
-__all__ = ['RATIO_METHODS', 'BITS_METHODS', 'KEY', 'method_spec', 'row_key', 'eval_attacks', 'run_method', 'results_paths',
-           'save_rows', 'load_rows', 'sweep_plan', 'sweep', 'curves', 'plot_tradeoff', 'pareto_front', 'plot_pareto',
-           'results_table', 'write_report']
+__all__ = ['RATIO_METHODS', 'BITS_METHODS', 'KEY', 'method_spec', 'row_key', 'eval_attacks', 'budget_problem', 'run_method',
+           'results_paths', 'save_rows', 'load_rows', 'sweep_plan', 'sweep', 'curves', 'plot_tradeoff', 'pareto_front',
+           'plot_pareto', 'results_table', 'write_report']
 
 # %% ../nbs/21_experiments.ipynb #a13caab2
 RATIO_METHODS = ('NAP', 'AP', 'AL0', 'ALR', 'ATMC', 'CSTAR')
@@ -68,6 +68,18 @@ def eval_attacks(eps: float, # L-inf radius in pixel units
 def _scaled(e: int, scale: float) -> int: return 0 if e == 0 else max(1, round(e * scale))
 
 # %% ../nbs/21_experiments.ipynb #9ee94571
+def budget_problem(method: str, # a key of `solver.METHODS`, any case
+                   model: nn.Module, # the dense model the budget applies to
+                   ratio: float | None = None, bits: int | None = None, # the budget, as in `run_method`
+                  ) -> str | None:
+    "Why `method` cannot meet this budget on `model` (e.g. a low-rank budget below rank 1 in every layer), or None."
+    spec = method_spec(method, ratio, bits)
+    m, kw = spec['method'], {k: spec[k] for k in ('ratio', 'bits') if spec[k] is not None}
+    try: METHODS[m](**kw) if m in ('DA', 'AQ') else METHODS[m](model, **kw)
+    except ValueError as e: return str(e)
+    return None
+
+# %% ../nbs/21_experiments.ipynb #c0be5013
 def run_method(method: str, # a key of `solver.METHODS`, any case
                data='digits', # a data set name (`data.get_data`) or a `Data`
                model='small_cnn', # a model name (`models.get_model`) or an initial nn.Module (not modified)
@@ -151,7 +163,7 @@ def run_method(method: str, # a key of `solver.METHODS`, any case
                              eval=ev['protocol'], model_mode='eval', n=ev['n']),
                stages=[s.name for s in stages], epochs=[s.epochs for s in stages], pretrained=use_pre,
                feasible=all(r['feasible'] is not False for r in results), stopped=stopped,
-               train_seconds=round(train_s, 3), eval_seconds=round(eval_s, 3), seconds=round(train_s + eval_s, 3))
+               train_seconds=round(train_s, 3), eval_seconds=round(eval_s, 3), seconds=round(train_s + eval_s, 3), status='ok')
     return (row, deployed) if return_model else row
 
 # %% ../nbs/21_experiments.ipynb #ea57ee4c
@@ -260,6 +272,13 @@ def sweep(methods, # method names (`solver.METHODS`, any case)
         eps = float(d.info.eps if kwargs.get('eps') is None else kwargs['eps'])
         key = row_key(dict(p, eps=eps, data=d.info.name, model=model_name))
         if key in done: continue
+        problem = budget_problem(p['method'], model if isinstance(model, nn.Module) else get_model(model, d.info, seed=p['seed']),
+                                 p['ratio'], p['bits'])
+        if problem is not None:   # e.g. a low-rank budget below rank 1 in every layer: a row that says so, and go on
+            row = dict(p, eps=eps, data=d.info.name, model=model_name, status='infeasible', error=problem)
+            rows.append(row); done.add(row_key(row)); save_rows(rows, out)
+            if on_row is not None: on_row(row)
+            continue
         common = dict(epochs_scale=epochs_scale, seed=p['seed'], **kwargs)
         pre = None
         if share_dense and p['method'] != 'NAP':
@@ -291,11 +310,16 @@ def _check_x(rows, x):
 
 def _label(r): return r.get('label') or r['method']
 
+def _ok(rows: list[dict]) -> list[dict]:
+    "The rows of runs that happened (a sweep also records budgets a method cannot meet, with status 'infeasible')."
+    return [r for r in rows if r.get('status', 'ok') == 'ok']
+
 def curves(rows: list[dict], # rows of `run_method`/`sweep`
            x: str = 'faithful_cr', # 'faithful_cr' (ATMC's size formula) or 'honest_cr' (with index costs)
            robust: str = 'worst', # 'worst' (worst case over attacks), or an attack name such as 'PGD'
           ) -> dict:
     "Per method label: x (mean CR), clean and robust accuracy (means and stds over seeds), sorted by x."
+    rows = _ok(rows)
     _check_x(rows, x)
     groups = {}
     for r in rows: groups.setdefault(_label(r), {}).setdefault((r['ratio'], r['bits']), []).append(r)
@@ -324,6 +348,7 @@ def plot_tradeoff(rows: list[dict], # rows of `run_method`/`sweep`
     "ATMC's results figure: clean accuracy (TA) and robust accuracy (ATA) against compression ratio (log x), one line per method."
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
+    rows = _ok(rows)
     cs = curves(rows, x, robust)
     fig = make_subplots(rows=1, cols=2, subplot_titles=('TA: clean accuracy', f"ATA: robust accuracy ({_robust_title(rows, robust)})"))
     colors = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf']
@@ -366,6 +391,7 @@ def plot_pareto(rows: list[dict], # rows of `run_method`/`sweep`
                ):
     "Robust accuracy against compression ratio (log x), every row a point coloured by method, the Pareto front highlighted."
     import plotly.graph_objects as go
+    rows = _ok(rows)
     _check_x(rows, x)
     pts = [(r[x], _acc(r, robust)) for r in rows]
     fig = go.Figure()
@@ -388,6 +414,8 @@ def plot_pareto(rows: list[dict], # rows of `run_method`/`sweep`
 # %% ../nbs/21_experiments.ipynb #cb0eb1ae
 def results_table(rows: list[dict]) -> str:
     "A fixed-width text table of rows: method, budget, sizes (faithful and honest), clean, each attack, worst case, time."
+    bad = [r for r in rows if r.get('status', 'ok') != 'ok']
+    rows = _ok(rows)
     atk = list(dict.fromkeys(k for r in rows for k in r['robust_acc']))
     head = ['method', 'ratio', 'bits', 'nnz', 'faithful CR', 'honest CR', 'clean'] + atk + ['worst', 'seed', 'time s']
     pct = lambda v: '-' if v is None else f"{100 * v:.1f}%"
@@ -397,7 +425,8 @@ def results_table(rows: list[dict]) -> str:
             for r in rows]
     w = [max(len(c) for c in col) for col in zip(head, *body)]
     line = lambda cs: '  '.join(c.ljust(x) if i == 0 else c.rjust(x) for i, (c, x) in enumerate(zip(cs, w)))
-    return '\n'.join([line(head), '  '.join('-' * x for x in w)] + [line(b) for b in body])
+    notes = [f"{_label(r)} ratio {r['ratio']:g}: {r['status']} ({r.get('error', '')})" for r in bad]
+    return '\n'.join([line(head), '  '.join('-' * x for x in w)] + [line(b) for b in body] + notes)
 
 def write_report(rows: list[dict], # rows of `run_method`/`sweep`
                  path, # the HTML file to write (replaced atomically)
@@ -410,7 +439,7 @@ def write_report(rows: list[dict], # rows of `run_method`/`sweep`
     import html as _html
     figs = [plot_tradeoff(rows, x, robust), plot_pareto(rows, x, robust)]
     parts = [f.to_html(full_html=False, include_plotlyjs=include_plotlyjs if i == 0 else False) for i, f in enumerate(figs)]
-    proto = rows[0]['protocol']
+    proto = _ok(rows)[0]['protocol']
     evals = '; '.join(f"{k}: " + ', '.join(f"{a}={b}" for a, b in p.items()) for k, p in proto['eval'].items())
     tr = ', '.join(f"{a}={b}" for a, b in proto['train'].items())
     page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{_html.escape(title)}</title></head>"
