@@ -8,10 +8,10 @@ The same compression run (ATMC-b from one shared dense adversarial model, `exper
 - `plain`: run_method with no callbacks;
 - `live`: the dashboard's run (`Dashboard(threaded=False)`) with the plots live: the `LiveLog` callback,
   the training curves redrawn every `--refresh-s` seconds and the per-layer views after every epoch, with
-  the FigureWidget backend, and no per-epoch test evaluation (`n_eval_epoch=0`);
+  the FigureWidget backend (by default every 1 s), and no per-epoch test evaluation (`n_eval_epoch=0`);
 - `live+eval`: the same with the dashboard's default per-epoch test evaluation (clean + PGD-10 on 128 test
   examples): this is extra work the user asks for (the test curves), reported separately;
-- `static`: `live` with the static backend (Colab's fallback: the figure redrawn as HTML).
+- `static`: `live` with the static backend (Colab's fallback: the figure redrawn as HTML, by default every 3 s).
 Variants run interleaved, `--repeats` times each, and the table gives the median training seconds and the
 overhead against `plain`. Outside a Jupyter kernel the widget messages are built (serialized) but not sent.
 Results: benchmarks/results/dashboard_overhead.json.
@@ -45,7 +45,7 @@ def main(argv=None):
     p.add_argument('--steps', type=int, default=3, help='training PGD steps')
     p.add_argument('--cr', type=float, default=0.01)
     p.add_argument('--bits', type=int, default=8)
-    p.add_argument('--refresh-s', type=float, default=1.0)
+    p.add_argument('--refresh-s', type=float, default=None, help="redraw period (default: the dashboard's, 1 s widget / 3 s static)")
     p.add_argument('--threads', type=int, default=1)
     p.add_argument('--device', default=None)
     p.add_argument('--out', default=str(RESULTS / 'dashboard_overhead.json'))
@@ -86,13 +86,13 @@ def main(argv=None):
             if e: extra[k] = e
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f"digits (1,437 train images), small_cnn, ATMC-{a.bits} at CR {a.cr} from a shared dense model, "
-          f"{a.epochs} epochs x 3 stages, PGD-{a.steps} training, refresh every {a.refresh_s} s, "
+          f"{a.epochs} epochs x 3 stages, PGD-{a.steps} training, refresh every {a.refresh_s or 'default'} s, "
           f"{torch.get_num_threads()} CPU thread(s), device {base.device}; median of {a.repeats}")
     print(f"{'variant':10s} {'train s':>8s} {'overhead':>9s}  redraws")
     for k in variants:
         print(f"{k:10s} {med[k]:8.2f} {100 * (med[k] / med['plain'] - 1):+8.1f}%  {extra.get(k, {}).get('redraws', '-')}")
     out = dict(protocol=dict(data='digits', model='small_cnn', method=f'ATMC-{a.bits}', cr=a.cr, epochs_per_stage=a.epochs,
-                             train_steps=a.steps, refresh_s=a.refresh_s, threads=torch.get_num_threads(),
+                             train_steps=a.steps, refresh_s=a.refresh_s or 'default', threads=torch.get_num_threads(),
                              device=str(base.device), repeats=a.repeats, torch=torch.__version__),
                train_seconds=times, median=med, overhead={k: med[k] / med['plain'] - 1 for k in variants}, extra=extra)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)

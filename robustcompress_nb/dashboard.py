@@ -579,7 +579,7 @@ def _on_refresh(self: Dashboard, log: LiveLog, kind: str):
     self.status.value = (f"<b>{html.escape(self._run_label)}</b>: stage <b>{html.escape(log.stage)}</b>, "
                          f"epoch {t.epochs_done if t else 0}/{t.epochs if t else 0}, step {log.global_step}")
     self._throttles['train'](lambda: self._draw_train(log), force=kind == 'fit')
-    if kind != 'step' and self._throttles['layers'](self._draw_layers, force=kind == 'fit'): self._layer_dirty = False
+    if kind != 'step' and self._throttles['layers'](self._draw_layers): self._layer_dirty = False   # the run's end draws them anyway
     elif self._layer_dirty: self._draw_layer(*self._layer_source()); self._layer_dirty = False
 Dashboard._on_refresh = _on_refresh
 

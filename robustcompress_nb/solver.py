@@ -415,7 +415,7 @@ def atmc(n_dense, *, ratio=None, budget=None, bits: int | None = None, floor: in
                         rho=rho, q=q, options=options))
     return _keep(st, _epochs(epochs, len(st), 'atmc'))
 
-def cstar(n_dense, *, ratio=None, budget=None, epochs=1, lr: float = 0.01, rho: float = 0.1, q: int = 10,
+def cstar(n_dense, *, ratio=None, budget=None, epochs=1, lr: float = 0.01, rho: float = 1.0, q: int = 10,
           loss='adversarial', n_iter: int = 0, **options) -> list[Stage]:
     """CSTAR (our reading): dense adversarial training; ADMM with the Tucker-2/SVD projection under one global
     parameter budget (ranks by a greedy pass over all layers); factorize to those ranks and fine-tune adversarially."""
