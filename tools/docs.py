@@ -6,7 +6,8 @@ script does the part that can fail for content reasons without it:
    entry exists;
 2. every notebook is processed exactly as nbdev processes it for the docs (`nbdev.processors.FilterDefaults`:
    hidden cells removed, show_doc cells added after exported definitions and executed, directives applied), and
-   rendered to HTML with nbconvert; any error fails;
+   rendered to HTML with nbconvert (with what Quarto does on top: front matter as title, `echo: false` cells
+   without code); any error fails;
 3. every public function and class of the library (`__all__` of each module) has a docstring and a show_doc entry
    in the rendered pages (a rendered `show_doc` heading with its name).
 
@@ -62,6 +63,19 @@ def check_sidebar() -> list[str]:
     return problems
 
 
+def check_titles() -> list[str]:
+    "nbdev takes a page's title and description from its first cell (`# Title`, `> description`), one line each."
+    problems = []
+    for name in all_notebooks():
+        nb = read_nb(nbs_path() / name)
+        first = next((c for c in nb.cells if c.cell_type == 'markdown'), None)
+        lines = first.source.splitlines() if first is not None else []
+        if not lines or not lines[0].startswith('# '): problems.append(f"{name}: the first markdown cell must start with '# Title'")
+        elif sum(l.startswith('> ') for l in lines) > 1:
+            problems.append(f"{name}: the '> description' spans several lines; nbdev keeps only the first: make it one line")
+    return problems
+
+
 def process(name: str):
     "The notebook `name` processed for the docs by nbdev's own processors."
     nb = read_nb(nbs_path() / name)
@@ -70,6 +84,31 @@ def process(name: str):
         for k in [k for k in d if k.endswith('_') or k == 'has_sd']: d.pop(k)
     nb.metadata.pop('widgets', None)
     return nbformat.reads(json.dumps(nb), as_version=4)
+
+
+_FRONT = re.compile(r'^---\n(.*?)\n---\s*$', re.S)
+
+
+def quarto_like(node):
+    """What Quarto does with a processed notebook that plain nbconvert would not: the front matter becomes the title,
+    `#| echo: false` hides a cell's code, other `#|` options are not shown, `{target=...}` link attributes go."""
+    cells = []
+    for c in node.cells:
+        if c.cell_type == 'raw' and _FRONT.match(c.source):
+            fm = yaml.safe_load(_FRONT.match(c.source).group(1)) or {}
+            c = nbformat.v4.new_markdown_cell(f"# {fm.get('title', '')}\n\n> {fm.get('description', '')}")
+        elif c.cell_type == 'code':
+            opts = [l for l in c.source.splitlines() if l.startswith('#|')]
+            c.source = '\n'.join(l for l in c.source.splitlines() if not l.startswith('#|'))
+            if any(re.match(r'#\|\s*echo:\s*false', o) for o in opts):
+                c.metadata.setdefault('tags', []).append('remove_input')
+        if c.cell_type == 'markdown': c.source = re.sub(r'\{target="_blank"[^}]*\}', '', c.source)
+        for o in c.get('outputs', []):
+            md = o.get('data', {}).get('text/markdown')
+            if isinstance(md, str): o['data']['text/markdown'] = re.sub(r'\{target="_blank"[^}]*\}', '', md)
+        cells.append(c)
+    node.cells = cells
+    return node
 
 
 _HEAD = re.compile(r'^#{2,4}\s+(\S+)', re.M)
@@ -99,14 +138,16 @@ def public_callables() -> dict[str, list[str]]:
 
 def build(out: Path, only=None, verbose=True) -> list[str]:
     "Process and render the notebooks to `out`; returns the problems found (empty: all good)."
-    problems = check_sidebar()
-    exporter = HTMLExporter(template_name='lab', exclude_input_prompt=True, exclude_output_prompt=True)
+    problems = check_sidebar() + check_titles()
+    from traitlets.config import Config
+    cfg = Config(); cfg.TagRemovePreprocessor.enabled = True; cfg.TagRemovePreprocessor.remove_input_tags = {'remove_input'}
+    exporter = HTMLExporter(config=cfg, template_name='lab', exclude_input_prompt=True, exclude_output_prompt=True)
     shown, names = set(), only or all_notebooks()
     for name in names:
         t = time.perf_counter()
         try:
             node = process(name)
-            html, _ = exporter.from_notebook_node(node)
+            html, _ = exporter.from_notebook_node(quarto_like(node))
         except Exception as e:
             problems.append(f"{name}: processing/rendering failed: {type(e).__name__}: {str(e)[:400]}")
             continue
