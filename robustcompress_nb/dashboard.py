@@ -143,7 +143,7 @@ class LiveLog(Callback):
     def __init__(self,
                  n_dense: int, # N of the dense model (for the stored fraction)
                  control: RunControl | None = None, # Pause/Stop flags (None: a fresh one)
-                 on_refresh=None, # called as on_refresh(log, kind), kind in 'step', 'epoch', 'fit'
+                 on_refresh=None, # called as on_refresh(log, kind), kind in 'step', 'epoch', 'pause', 'fit'
                  refresh_s: float = 1.0, # at most one 'step' refresh per this many seconds
                  stages: list[str] = (), # stage names, for the records (else 'stage1', 'stage2', ...)
                 ):
@@ -164,7 +164,9 @@ class LiveLog(Callback):
     def before_fit(self):
         if self.stage_starts: self.offset = self.chunks[-1]['step'] if self.chunks else self.offset
         self.stage_starts.append(self.offset); self._buf, self._t = [], time.perf_counter()
-    def before_batch(self): self.control.checkpoint()
+    def before_batch(self):
+        if self.control.paused and not self.control.stopped: self._close(); self._refresh('pause')   # show where it holds
+        self.control.checkpoint()
     def after_step(self):
         t = self.trainer
         out = t.out_adv if t.out_adv is not None else t.out
@@ -560,11 +562,12 @@ Dashboard.start = start
 def pause(self: Dashboard):
     "Pause the run between two optimizer steps."
     if self._running and self.control is not None:
-        self.control.pause(); self.buttons['pause'].description = 'Resume'; self.status.value += ' (paused)'
+        self.control.pause(); self.buttons['pause'].description = 'Resume'; self.status.value += ' (pausing ...)'
 def resume(self: Dashboard):
     "Resume a paused run."
     if self.control is not None:
         self.control.resume(); self.buttons['pause'].description = 'Pause'
+        self.status.value = self.status.value.replace(' (pausing ...)', '').replace(' (paused)', '')
 def stop(self: Dashboard):
     "Stop the run after the current step; the model it leaves is valid (feasible) and its history is kept."
     if self._running and self.control is not None: self.control.stop(); self._message('stopping after this step ...')
@@ -577,8 +580,9 @@ Dashboard.pause, Dashboard.resume, Dashboard.stop, Dashboard.wait = pause, resum
 def _on_refresh(self: Dashboard, log: LiveLog, kind: str):
     t = log.trainer
     self.status.value = (f"<b>{html.escape(self._run_label)}</b>: stage <b>{html.escape(log.stage)}</b>, "
-                         f"epoch {t.epochs_done if t else 0}/{t.epochs if t else 0}, step {log.global_step}")
-    self._throttles['train'](lambda: self._draw_train(log), force=kind == 'fit')
+                         f"epoch {t.epochs_done if t else 0}/{t.epochs if t else 0}, step {log.global_step}"
+                         + (' (paused)' if kind == 'pause' else ''))
+    self._throttles['train'](lambda: self._draw_train(log), force=kind in ('fit', 'pause'))
     if kind != 'step' and self._throttles['layers'](self._draw_layers): self._layer_dirty = False   # the run's end draws them anyway
     elif self._layer_dirty: self._draw_layer(*self._layer_source()); self._layer_dirty = False
 Dashboard._on_refresh = _on_refresh

@@ -1,9 +1,9 @@
 """The dashboard in a real browser: JupyterLab on 127.0.0.1, Debian's chromium driven by playwright.
 
-Opens a notebook that shows `Dashboard(...)`, runs it, presses Start, waits until the live curves have points,
-checks that moving a setting during the run is refused on the page, waits for the run to end, drags the
-target-CR slider and checks that its readout and the linked sparsity moved, and saves screenshots in
-$RCNB_ARTIFACTS (default tests/artifacts/) for people to look at.
+Opens a notebook that shows `Dashboard(...)`, runs it, presses Start, waits until the live curves have a point,
+pauses the run, checks that it holds and that moving a setting during the run is refused on the page, resumes,
+stops it, sets the epochs on the page and runs again to the end, drags the target-CR slider and checks that its readout and the linked sparsity moved,
+and saves screenshots in $RCNB_ARTIFACTS (default tests/artifacts/) for people to look at.
 
 Needs `jupyterlab`, `playwright` (installed with PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1: no browser download) and
 /usr/bin/chromium (apt). Skipped when they are missing, unless RCNB_REQUIRE_BROWSER=1 (set by .ci/run), which
@@ -11,6 +11,7 @@ turns a missing piece into a failure.
 """
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -47,8 +48,8 @@ torch.set_num_threads(1)
 from robustcompress_nb.data import get_data
 from robustcompress_nb.dashboard import Dashboard
 full = os.environ.get('RCNB_DASHBOARD_FULL') == '1'
-small = get_data('digits', n_train=None if full else 384, n_test=None if full else 128, batch_size=64, seed=0)
-dash = Dashboard(small, 'small_cnn', method='AL0', cr=0.05, epochs=4 if full else 2, steps=3 if full else 2,
+small = get_data('digits', n_train=None if full else 1024, n_test=None if full else 128, batch_size=64, seed=0)
+dash = Dashboard(small, 'small_cnn', method='AL0', cr=0.05, epochs=30, steps=3 if full else 2,
                  n_eval_epoch=128 if full else 64, n_eval=None if full else 128, eval_steps=10 if full else 5,
                  refresh_s=0.3, backend='widget')
 dash"""
@@ -112,6 +113,20 @@ def _readout(page, label) -> str:
     return (r.input_value() if r.evaluate('e => e.tagName') == 'INPUT' else r.inner_text()).strip()
 
 
+def _until(cond, what: str, timeout: float = 30.0):
+    "Poll `cond()` until it is true; fail naming `what` after `timeout` seconds."
+    end = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > end: pytest.fail(f'timed out after {timeout} s waiting for: {what}')
+        time.sleep(0.1)
+
+
+def _paused_step(page) -> int | None:
+    "The step at which the status says the run holds, or None."
+    m = re.search(r'step (\d+) \(paused\)', page.evaluate('() => document.body.innerText'))
+    return int(m.group(1)) if m else None
+
+
 def test_dashboard_in_jupyterlab(lab):
     from playwright.sync_api import sync_playwright
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -138,17 +153,35 @@ def test_dashboard_in_jupyterlab(lab):
             page.wait_for_function(f"() => ({TRACE_POINTS})().length >= 4", timeout=60_000)   # the four figures drew
             page.screenshot(path=str(ARTIFACTS / 'dashboard_ready.png'), full_page=True)
             assert _readout(page, 'sparsity') == '0.950'
+            # run 1, long (30 epochs a stage): it is paused, checked and stopped long before it could end, so no check
+            # races with its end, however fast the machine
             start.click()
-            # the live curves fill: the loss trace of the training figure gets points while the run goes on
-            page.wait_for_function(f"() => ({TRACE_POINTS})()[0][0] >= 2", timeout=120_000)
+            page.wait_for_function(f"() => ({TRACE_POINTS})()[0][0] >= 1", timeout=120_000)  # the live curve has a point
+            page.locator('button.jupyter-button', has_text='Pause').click()
+            page.wait_for_function("() => /step \\d+ \\(paused\\)/.test(document.body.innerText)", timeout=60_000)
+            held = _paused_step(page)
             # a setting changed during the run is refused on the page, and its slider snaps back
             eps0 = _readout(page, 'eps')
             _slider(page, 'eps').locator('.noUi-handle, .ui-slider-handle').first.focus()
             page.keyboard.press('ArrowRight')
             page.wait_for_function("() => document.body.innerText.includes('refused: eps')", timeout=30_000)
             assert _readout(page, 'eps') == eps0
-            page.screenshot(path=str(ARTIFACTS / 'dashboard_running.png'), full_page=True)
-            # the run ends: both the shared dense model and AL0 have points on the trade-off figure
+            page.wait_for_timeout(1000)
+            assert _paused_step(page) == held, (held, _paused_step(page))      # paused: no step taken
+            page.screenshot(path=str(ARTIFACTS / 'dashboard_paused.png'), full_page=True)
+            # resumed, the live curve grows; then Stop ends the run and leaves a valid model
+            n0 = page.evaluate(TRACE_POINTS)[0][0]
+            page.locator('button.jupyter-button', has_text='Resume').click()
+            page.wait_for_function(f"() => ({TRACE_POINTS})()[0][0] > {n0}", timeout=60_000)
+            page.locator('button.jupyter-button', has_text='Stop').click()
+            page.wait_for_function("() => document.body.innerText.includes('stopped')", timeout=60_000)
+            start.wait_for(state='visible'); assert start.is_enabled()
+            # run 2, short: epochs / stage set on the page to 2 (allowed now), run to its end
+            _slider(page, 'epochs / stage').locator('.noUi-handle, .ui-slider-handle').first.focus()
+            page.keyboard.press('Home'); page.keyboard.press('ArrowRight')
+            _until(lambda: _readout(page, 'epochs / stage') == '2', 'epochs / stage readout 2')
+            assert 'refused' not in page.evaluate('() => document.body.innerText')
+            start.click()
             page.wait_for_function("() => document.body.innerText.includes('AL0 done')", timeout=300_000)
             pts = page.evaluate(TRACE_POINTS)
             assert pts[0][0] >= 2 and pts[0][4] >= 2, pts                    # loss and stored fraction per chunk
@@ -161,8 +194,7 @@ def test_dashboard_in_jupyterlab(lab):
             box = handle.bounding_box()
             page.mouse.move(box['x'] + box['width'] / 2, box['y'] + box['height'] / 2)
             page.mouse.down(); page.mouse.move(box['x'] - 60, box['y'] + box['height'] / 2, steps=8); page.mouse.up()
-            page.wait_for_function("([a, b]) => true", arg=[cr0, sp0])
-            page.wait_for_timeout(1000)
+            _until(lambda: _readout(page, 'sparsity') != sp0, 'the sparsity follows the target CR')
             cr1, sp1 = _readout(page, 'target CR'), _readout(page, 'sparsity')
             assert float(cr1) < float(cr0), (cr0, cr1)
             assert float(sp1) > float(sp0), (sp0, sp1)
