@@ -11,12 +11,12 @@ at compression ratios from 1e-3 to 1e-1; clean accuracy (TA) and robust accuracy
 
 The data root comes from --root or $RCNB_DATA (a folder holding MNIST/raw/...).
 
-How it runs (the loop is written here on `solver.Solver` directly. `robustcompress_nb.experiments` appeared while
-this was being written; its `run_method`/`sweep` (version of 2026-11-23) are not used because (1) their evaluation
-PGD has alpha = 2.5 eps / steps (0.01875 for PGD-40 at eps 0.3), not the paper's alpha 0.01; (2) a budget that
-ALR/CSTAR cannot meet raises out of `sweep` instead of giving a row; (3) the shared dense model is not kept across
-resumed invocations, and ATMC-b re-runs ATMC-32's stages. Once those are options there, `Runner.run_row` can be
-replaced by `run_method(..., pretrained=...)`):
+How it runs (the loop is written here on `solver.Solver` directly, not on `experiments.run_method`/`sweep`, because
+(1) their evaluation PGD has alpha = 2.5 eps / steps (0.01875 for PGD-40 at eps 0.3), not the paper's alpha 0.01;
+(2) `sweep` does not keep the shared dense models across resumed invocations (this run takes about an hour), and
+ATMC-b there re-runs ATMC-32's stages instead of continuing from the ATMC-32 model. Infeasible budgets give
+'infeasible' rows in both. Once (1) and (2) are options of `experiments`, `Runner.run_row` can be replaced by
+`run_method(..., pretrained=...)`):
 - One dense ADVERSARIAL model (DA) and one dense NATURAL model (NAP's start) are trained once and cached
   (`<out stem>_cache/`); every compression method starts from the DA model (NAP from the natural one), so each
   method's schedule is `solver.METHODS[...]` with its 'dense' stage dropped (epochs 0). This is how the paper's
