@@ -434,7 +434,8 @@ def _build_figures(self: Dashboard):
     h.update_yaxes(type='log', row=1, col=2)
     h.update_layout(height=300, width=640, margin=dict(t=40, b=40, l=40, r=10), legend=dict(orientation='h', y=-0.2))
     t = make_subplots(rows=1, cols=2, subplot_titles=('clean accuracy', 'robust accuracy (worst case)'))
-    t.update_xaxes(type='log', title_text='compression ratio (faithful)'); t.update_yaxes(range=[0, 1.02])
+    # before the first run the axis spans the budgets the target-CR slider offers (1e-3 .. 1); runs autorange it
+    t.update_xaxes(type='log', range=[-3.1, 0.1], title_text='compression ratio (faithful)'); t.update_yaxes(range=[0, 1.02])
     t.update_layout(height=300, width=560, margin=dict(t=40, b=40, l=40, r=10))
     self.figs = {k: LiveFigure(v, self.backend) for k, v in dict(train=f, layers=g, layer=h, trade=t).items()}
 Dashboard._build_figures = _build_figures
@@ -521,6 +522,7 @@ def _draw_trade(self: Dashboard):
                 fig.add_trace(go.Scatter(x=[r['faithful_cr'] for r in rs], y=[r[key] for r in rs], mode='lines+markers', name=lab,
                                          legendgroup=lab, showlegend=col == 1, line=dict(color=_COLORS[i % len(_COLORS)]),
                                          text=[f"ratio {r['ratio']}, eps {r['eps']:g}" for r in rs]), 1, col)
+        if rows: fig.update_xaxes(autorange=True)
     self.figs['trade'].update(fn, batch=False)
 Dashboard._draw_trade = _draw_trade
 
