@@ -583,7 +583,7 @@ def _on_refresh(self: Dashboard, log: LiveLog, kind: str):
     t = log.trainer
     self.status.value = (f"<b>{html.escape(self._run_label)}</b>: stage <b>{html.escape(log.stage)}</b>, "
                          f"epoch {t.epochs_done if t else 0}/{t.epochs if t else 0}, step {log.global_step}"
-                         + (' (paused)' if kind == 'pause' else ''))
+                         + (' (paused)' if kind == 'pause' else ' (pausing ...)' if self.control.paused else ''))
     self._throttles['train'](lambda: self._draw_train(log), force=kind in ('fit', 'pause'))
     if kind != 'step' and self._throttles['layers'](self._draw_layers): self._layer_dirty = False   # the run's end draws them anyway
     elif self._layer_dirty: self._draw_layer(*self._layer_source()); self._layer_dirty = False

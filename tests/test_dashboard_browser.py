@@ -2,8 +2,8 @@
 
 Opens a notebook that shows `Dashboard(...)`, runs it, presses Start, waits until the live curves have a point,
 pauses the run, checks that it holds and that moving a setting during the run is refused on the page, resumes,
-stops it, sets the epochs on the page and runs again to the end, drags the target-CR slider and checks that its readout and the linked sparsity moved,
-and saves screenshots in $RCNB_ARTIFACTS (default tests/artifacts/) for people to look at.
+stops it, sets the epochs on the page and runs again to the end, drags the target-CR slider and checks that its
+readout and the linked sparsity moved, and saves screenshots in $RCNB_ARTIFACTS (default tests/artifacts/) for people to look at.
 
 Needs `jupyterlab`, `playwright` (installed with PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1: no browser download) and
 /usr/bin/chromium (apt). Skipped when they are missing, unless RCNB_REQUIRE_BROWSER=1 (set by .ci/run), which
@@ -175,7 +175,7 @@ def test_dashboard_in_jupyterlab(lab):
             page.wait_for_function(f"() => ({TRACE_POINTS})()[0][0] > {n0}", timeout=60_000)
             page.locator('button.jupyter-button', has_text='Stop').click()
             page.wait_for_function("() => document.body.innerText.includes('stopped')", timeout=60_000)
-            start.wait_for(state='visible'); assert start.is_enabled()
+            _until(start.is_enabled, 'Start enabled again after the stop')   # a separate widget message: it may lag
             # run 2, short: epochs / stage set on the page to 2 (allowed now), run to its end
             _slider(page, 'epochs / stage').locator('.noUi-handle, .ui-slider-handle').first.focus()
             page.keyboard.press('Home'); page.keyboard.press('ArrowRight')
