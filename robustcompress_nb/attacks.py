@@ -243,12 +243,14 @@ class FGSM(Attack):
 class PGD(Attack):
     "Attack spec for `pgd`: `PGD(eps, alpha, steps)(model, x, y) -> x_adv`; see `PGD.standard` for common protocols."
     eps: float # radius in pixel units
-    alpha: float # step size
-    steps: int # number of steps
+    alpha: float | None = None # step size (None: Madry et al.'s 2.5 * eps / steps, which can cross the ball in the steps given)
+    steps: int = 10 # number of steps
     norm: str = 'Linf' # 'Linf' or 'L2'
     random_start: bool = True # uniform start in the ball (False: BIM)
     restarts: int = 1 # independent random restarts
     def __post_init__(self):
+        if self.alpha is None and isinstance(self.steps, numbers.Integral) and not isinstance(self.steps, bool) and self.steps > 0 \
+           and isinstance(self.eps, numbers.Real): object.__setattr__(self, 'alpha', 2.5 * float(self.eps) / int(self.steps))
         _check_budget(self.eps, self.alpha, self.steps, self.restarts, self.norm)
         if not isinstance(self.random_start, bool): raise ValueError(f"random_start must be a bool, got {self.random_start!r}")
         for k, t in (('eps', float), ('alpha', float), ('steps', int), ('restarts', int)): object.__setattr__(self, k, t(getattr(self, k)))

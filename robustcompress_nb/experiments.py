@@ -4,7 +4,8 @@
 
 # %% ../nbs/21_experiments.ipynb #6121264d
 from __future__ import annotations
-import csv, dataclasses, io, json, math, os, tempfile, time
+import csv, dataclasses, io, json, math, time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -16,37 +17,50 @@ from .attacks import FGSM, PGD
 from .evaluation import evaluate
 from .size import model_size
 from .layers import clone_model
-from .solver import METHODS, Solver, check_budget
+from .solver import Budget, Method, METHODS, Solver, get_method
+from .checks import check_int, check_number, atomic_write
 
 # %% auto #0
-__all__ = ['RATIO_METHODS', 'BITS_METHODS', 'KEY', 'method_spec', 'row_key', 'eval_attacks', 'budget_problem', 'run_method',
-           'results_paths', 'save_rows', 'load_rows', 'sweep_plan', 'sweep', 'curves', 'plot_tradeoff', 'pareto_front',
-           'plot_pareto', 'results_table', 'write_report']
+__all__ = ['RECIPES', 'KEY', 'Recipe', 'recipe', 'teaching_attacks', 'row_key', 'uncompressible_layers', 'Trained',
+           'train_method', 'measure', 'run_method', 'results_paths', 'save_rows', 'load_rows', 'DenseModels',
+           'sweep_plan', 'sweep', 'curves', 'plot_tradeoff', 'pareto_front', 'plot_pareto', 'results_table',
+           'write_report']
 
 # %% ../nbs/21_experiments.ipynb #a13caab2
-RATIO_METHODS = ('NAP', 'AP', 'AL0', 'ALR', 'ATMC', 'CSTAR')
-"Methods with a parameter budget (`ratio`)."
-BITS_METHODS = ('AQ', 'ATMC')
-"Methods that quantize (`bits`)."
+@dataclass(frozen=True)
+class Recipe:
+    "The defaults of one data set's runs: model, batch size, epochs, and the standard training and teaching attacks."
+    model: str # default model (a name of `models.MODELS`)
+    batch_size: int # training batch size
+    train_epochs: int # epochs of `rcnb train`
+    compress_epochs: int # epochs per compression stage (`rcnb compress`)
+    train_steps: int = 7 # steps of the training PGD
+    eval_steps: int = 20 # steps of the teaching evaluation PGD
 
-def method_spec(method: str, # a key of `solver.METHODS`, any case ('atmc', 'ATMC')
-                ratio: float | None = None, # fraction of the dense weights kept, in (0, 1)
-                bits: int | None = None, # bits per stored value, in 1..16
-               ) -> dict:
-    "The normalized method name, its label (e.g. 'ATMC-8') and the budget fields it uses (others set to None)."
-    if not isinstance(method, str) or method.upper() not in METHODS:
-        raise ValueError(f"unknown method {method!r}; allowed: {', '.join(m.lower() for m in METHODS)}")
-    m = method.upper()
-    ratio = ratio if m in RATIO_METHODS else None
-    bits = bits if m in BITS_METHODS else None
-    if m in RATIO_METHODS and ratio is None: raise ValueError(f"method {m} needs ratio= (the fraction of dense weights kept, in (0, 1))")
-    if m == 'AQ' and bits is None: raise ValueError("method AQ needs bits= (an int in 1..16)")
-    check_budget(n_dense=10**9, ratio=ratio if ratio is not None else 0.5, bits=bits)   # types and ranges only
-    label = m + (f"-{bits}" if m == 'AQ' else f"-{bits or 32}" if m == 'ATMC' else '')
-    return dict(method=m, label=label, ratio=None if ratio is None else float(ratio), bits=bits)
+    def train_attack(self, eps: float, steps: int | None = None) -> PGD:
+        "The training attack: PGD with a random start, `steps` (default `train_steps`) of 2.5 eps / steps."
+        return PGD(eps, steps=self.train_steps if steps is None else steps)
+
+RECIPES = {'digits': Recipe('small_cnn', 64, 10, 3),
+           'mnist': Recipe('lenet5', 128, 10, 2, eval_steps=40), 'fashion_mnist': Recipe('lenet5', 128, 10, 2, eval_steps=40),
+           'cifar10': Recipe('resnet18', 128, 30, 10), 'svhn': Recipe('resnet18', 128, 30, 5)}
+"One recipe per data set of `data.DATASETS`."
+
+def recipe(data) -> Recipe:
+    "The recipe of a data set: a name, a `DataInfo` or a `Data` (a data set without one gets the digits recipe)."
+    name = getattr(getattr(data, 'info', data), 'name', data)
+    return RECIPES.get(name, RECIPES['digits'])
+
+# %% ../nbs/21_experiments.ipynb #91a5749b
+def teaching_attacks(eps: float, # L-inf radius in pixel units
+                     steps: int = 20, # PGD steps (step size 2.5 eps / steps)
+                     restarts: int = 1, # PGD random restarts
+                    ) -> list:
+    "The teaching evaluation: FGSM and PGD with a random start. An upper bound on robust accuracy (FGSM catches gross gradient masking)."
+    return [FGSM(eps), PGD(eps, steps=steps, restarts=restarts)]
 
 # %% ../nbs/21_experiments.ipynb #6e6063c3
-KEY = ('method', 'ratio', 'bits', 'eps', 'seed', 'data', 'model')
+KEY = ('method', 'keep', 'k', 'bits', 'eps', 'seed', 'data', 'model')
 "The fields that identify a row: a sweep skips a configuration whose key is already in its results."
 
 def row_key(row: dict) -> tuple:
@@ -54,131 +68,138 @@ def row_key(row: dict) -> tuple:
     f = lambda v: round(float(v), 10) if isinstance(v, float) else v
     return tuple(f(row.get(k)) for k in KEY)
 
-def _eval_steps(info) -> int:
-    try: return PGD.standard(info, 'eval').steps
-    except ValueError: return 20
+def _scaled(e, scale: float):
+    "Epochs `e` times `scale`, rounded, at least 1 (0 stays 0; anything that is not a positive int is left for the checks)."
+    return e if isinstance(e, bool) or not isinstance(e, int) or e <= 0 else max(1, round(e * scale))
 
-def eval_attacks(eps: float, # L-inf radius in pixel units
-                 steps: int = 20, # PGD steps (step size 2.5 eps / steps)
-                 restarts: int = 1, # PGD random restarts
-                ) -> list:
-    "The evaluation attacks of every row: FGSM and PGD with a random start (FGSM catches gradient masking)."
-    return [FGSM(eps), PGD(eps=eps, alpha=2.5 * eps / steps, steps=steps, restarts=restarts)]
+_DENSE_OK = (nn.Conv2d, nn.Linear, nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm)
 
-def _scaled(e: int, scale: float) -> int: return 0 if e == 0 else max(1, round(e * scale))
+def uncompressible_layers(model: nn.Module) -> list[str]:
+    "Names of the layers with weights that the methods cannot compress (not Conv2d/Linear or a normalization layer)."
+    return [n for n, m in model.named_modules()
+            if any(True for _ in m.parameters(recurse=False)) and not isinstance(m, _DENSE_OK) and n.split('.')[-1] != 'normalize']
 
-# %% ../nbs/21_experiments.ipynb #9ee94571
-def budget_problem(method: str, # a key of `solver.METHODS`, any case
-                   model: nn.Module, # the dense model the budget applies to
-                   ratio: float | None = None, bits: int | None = None, # the budget, as in `run_method`
-                  ) -> str | None:
-    "Why `method` cannot meet this budget on `model` (e.g. a low-rank budget below rank 1 in every layer), or None."
-    spec = method_spec(method, ratio, bits)
-    m, kw = spec['method'], {k: spec[k] for k in ('ratio', 'bits') if spec[k] is not None}
-    try: METHODS[m](**kw) if m in ('DA', 'AQ') else METHODS[m](model, **kw)
-    except ValueError as e: return str(e)
-    return None
+# %% ../nbs/21_experiments.ipynb #fe738c40
+@dataclass
+class Trained:
+    "What `train_method` returns: the deployed model, the stages run, the solver's per-stage records, and time."
+    model: nn.Module # the deployed model (feasible for its constraint)
+    stages: list # the `Stage`s that ran
+    results: list # the solver's per-stage records (feasible, cost, nnz, history, stopped)
+    stopped: bool # whether the run was stopped early
+    seconds: float # wall time of the training
 
-# %% ../nbs/21_experiments.ipynb #c0be5013
-def run_method(method: str, # a key of `solver.METHODS`, any case
-               data='digits', # a data set name (`data.get_data`) or a `Data`
-               model='small_cnn', # a model name (`models.get_model`) or an initial nn.Module (not modified)
-               *,
-               ratio: float | None = None, # fraction of the dense weights kept, k = ratio * N
-               bits: int | None = None, # bits per stored value (AQ, ATMC)
-               eps: float | None = None, # L-inf radius for training and evaluation (default: the data set's)
-               epochs=1, # epochs of every stage, or one int per stage of the method's schedule
-               epochs_scale: float = 1.0, # multiplies every stage's epochs (rounded, at least 1)
-               lr: float | None = None, # learning rate (default: the method's)
-               loss: str = 'adversarial', # 'adversarial' or 'mixed' (ATMC's code); NAP is natural anyway
-               train_steps: int = 7, # steps of the training PGD
-               eval_steps: int | None = None, # steps of the evaluation PGD (default: `PGD.standard`'s, else 20)
-               eval_restarts: int = 1, # restarts of the evaluation PGD
-               n_eval: int | None = None, # test examples evaluated (default: all of `data.test`)
-               pretrained: nn.Module | None = None, # a trained dense model: the method's dense stage is skipped
-               seed: int = 0, # seeds the data subset, the initialization, training and the attacks
-               n_train: int | None = None, n_test: int | None = None, batch_size: int = 64, # when `data` is a name
-               root=None, # data folder (when `data` is a name that needs one)
-               model_name: str | None = None, # name recorded for a module `model` (default: its class name)
-               device=None, # None: CUDA when available
-               callbacks=(), # extra `Trainer` callbacks for every stage (e.g. progress lines)
-               return_model: bool = False, # also return the deployed model: (row, model)
-               **options, # more options of the method (e.g. floor, rho, q, adv_weight, attack_mode)
-              ) -> dict:
-    "Run one method at one budget through the `Solver` and evaluate the deployed model: one row of results."
-    spec = method_spec(method, ratio, bits)
-    if isinstance(epochs_scale, bool) or not isinstance(epochs_scale, (int, float)) or not (0 < epochs_scale < math.inf):
-        raise ValueError(f"epochs_scale must be a number > 0, got {epochs_scale!r}")
-    if isinstance(data, str): data = get_data(data, root=root, n_train=n_train, n_test=n_test, batch_size=batch_size, seed=seed)
-    if not isinstance(data, Data): raise TypeError(f"data must be a data set name or a Data, got {type(data).__name__}")
-    info = data.info
-    if isinstance(model, str): model_name, model = model, get_model(model, info, seed=seed)
-    if not isinstance(model, nn.Module): raise TypeError(f"model must be a model name or an nn.Module, got {type(model).__name__}")
-    model_name = model_name or type(model).__name__
-    eps = float(info.eps if eps is None else eps)
-    check_budget(n_dense=10**9, ratio=0.5, eps=eps)
-    N = count_weights(model)
-    m = spec['method']
-    kw = dict(epochs=1, **options)
-    if m != 'NAP': kw['loss'] = loss   # NAP trains naturally by definition
-    if lr is not None: kw['lr'] = lr
-    if spec['ratio'] is not None: kw['ratio'] = spec['ratio']
-    if spec['bits'] is not None: kw['bits'] = spec['bits']
-    fn = METHODS[m]
-    stages = fn(**kw) if m in ('DA', 'AQ') else fn(model, **kw)
-    per = [epochs] * len(stages) if isinstance(epochs, int) and not isinstance(epochs, bool) else list(epochs)
-    if len(per) != len(stages) or any(isinstance(e, bool) or not isinstance(e, int) or e < 0 for e in per):
-        raise ValueError(f"{m}: epochs must be an int or {len(stages)} ints >= 0 (stages {[s.name for s in stages]}), got {epochs!r}")
-    per = [_scaled(e, epochs_scale) for e in per]
-    use_pre = pretrained is not None and m != 'NAP'
-    if use_pre:
-        if count_weights(pretrained) != N: raise ValueError(f"pretrained has {count_weights(pretrained)} weights, the model {N}")
-        per = [0 if s.name == 'dense' else e for s, e in zip(stages, per)]
-    stages = [dataclasses.replace(s, epochs=e) for s, e in zip(stages, per) if e]
-    start = pretrained if use_pre else model
-    attack = PGD(eps=eps, alpha=2.5 * eps / train_steps, steps=train_steps)
+    @property
+    def feasible(self) -> bool:
+        "Whether every constraint stage ended in its set."
+        return all(r['feasible'] is not False for r in self.results)
+
+def train_method(method, # a registered method name (any case) or a `Method`
+                 model: nn.Module, # the dense model the budget applies to (not modified)
+                 budget: Budget, # the budget
+                 data, # a `Data`
+                 *,
+                 attack=None, # the training attack (ignored by natural methods)
+                 epochs=1, # epochs of every stage, or one int per stage
+                 epochs_scale: float = 1.0, # multiplies the epochs (rounded, at least 1)
+                 pretrained: nn.Module | None = None, # a trained dense model: the dense stage is left out
+                 allow_dense: bool = False, # keep layers the method cannot compress dense (else refused)
+                 seed: int = 0, device=None, callbacks=(), checkpoint_dir=None, # as in `Solver`
+                 **options, # the method's options (lr, loss, floor, rho, q, ...)
+                ) -> Trained:
+    "Build the method's schedule for `model` under `budget` and run it through the `Solver`."
+    m = get_method(method)
+    check_number(epochs_scale, 'epochs_scale', 0, lo_open=True)
+    bad = uncompressible_layers(model) if m.compresses and not allow_dense else []
+    if bad: raise ValueError(f"{m.name} cannot compress the layers {bad} (only Conv2d/Linear): pass allow_dense=True to keep them dense")
+    if m.natural: options.pop('loss', None)
+    e = [_scaled(x, epochs_scale) for x in epochs] if isinstance(epochs, (list, tuple)) else _scaled(epochs, epochs_scale)
+    stages = m.stages(model, budget, epochs=e, pretrained=pretrained is not None, **options)
+    if pretrained is not None and count_weights(pretrained) != count_weights(model):
+        raise ValueError(f"pretrained has {count_weights(pretrained)} weights, the model {count_weights(model)}")
+    start = pretrained if pretrained is not None and not m.natural else model
     t0 = time.perf_counter()
-    if stages:
-        solver = Solver(start, data, stages, attack=attack, seed=seed, device=device, callbacks=callbacks)
-        deployed = solver.run()
-        results, stopped = solver.results, solver.stopped
-    else: deployed, results, stopped = clone_model(start), [], False
-    train_s = time.perf_counter() - t0
-    evals = eval_attacks(eps, eval_steps or _eval_steps(info), eval_restarts)
+    if not stages: return Trained(clone_model(start), [], [], False, 0.0)
+    solver = Solver(start, data, stages, attack=None if m.natural else attack, seed=seed, device=device,
+                    callbacks=callbacks, checkpoint_dir=checkpoint_dir)
+    deployed = solver.run()
+    return Trained(deployed, stages, solver.results, solver.stopped, time.perf_counter() - t0)
+
+# %% ../nbs/21_experiments.ipynb #2fa0bf46
+_SIZE_KEYS = ('params', 'nnz', 'dense_weights', 'faithful_bits', 'honest_bits', 'faithful_cr', 'honest_cr',
+              'faithful_x', 'honest_x', 'macs', 'effective_macs')
+
+def measure(model: nn.Module, # a deployed model
+            data, # a `Data` (its test loader is used)
+            evaluation: list, # the evaluation attacks (e.g. `teaching_attacks(eps)`)
+            *,
+            n_dense: int, # N of the dense model, for the compression ratios
+            n_eval: int | None = None, # test examples evaluated (None: all)
+            seed: int = 0, # seeds the attacks' random starts
+           ) -> dict:
+    "Size (faithful and honest, against the dense N) and accuracy under `evaluation`, in eval mode: the measured fields of a row."
+    t0 = time.perf_counter()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        ev = evaluate(deployed, data.test, evals, n_examples=n_eval)
-    eval_s = time.perf_counter() - t0 - train_s
+        ev = evaluate(model, data.test, evaluation, n_examples=n_eval)
     x = next(iter(data.test))[0][:1]
-    sz = model_size(deployed, dense_weights=N, example_input=x.to(next(deployed.parameters()).device))
-    size_keys = ('params', 'nnz', 'dense_weights', 'faithful_bits', 'honest_bits', 'faithful_cr', 'honest_cr',
-                 'faithful_x', 'honest_x', 'macs', 'effective_macs')
-    row = dict(method=m, label=spec['label'], ratio=spec['ratio'], bits=spec['bits'], eps=eps, seed=seed,
-               data=info.name, model=model_name, n_train=info.n_train, n_test=info.n_test,
-               k=None if spec['ratio'] is None else math.floor(spec['ratio'] * N + 0.5),
-               **{k: sz[k] for k in size_keys},
-               clean_acc=ev['clean_acc'], robust_acc=dict(ev['robust_acc']), worst_case_acc=ev['worst_case_acc'],
-               n_eval=ev['n'],
-               protocol=dict(train={'name': attack.name, **attack.protocol, 'loss': 'natural' if m == 'NAP' else loss},
-                             eval=ev['protocol'], model_mode='eval', n=ev['n']),
-               stages=[s.name for s in stages], epochs=[s.epochs for s in stages], pretrained=use_pre,
-               feasible=all(r['feasible'] is not False for r in results), stopped=stopped,
-               train_seconds=round(train_s, 3), eval_seconds=round(eval_s, 3), seconds=round(train_s + eval_s, 3), status='ok')
-    return (row, deployed) if return_model else row
+    sz = model_size(model, dense_weights=n_dense, example_input=x.to(next(model.parameters()).device))
+    return dict(**{k: sz[k] for k in _SIZE_KEYS}, clean_acc=ev['clean_acc'], robust_acc=dict(ev['robust_acc']),
+                worst_case_acc=ev['worst_case_acc'], n_eval=ev['n'], eval_protocol=ev['protocol'],
+                eval_seconds=round(time.perf_counter() - t0, 3))
+
+# %% ../nbs/21_experiments.ipynb #2ac727eb
+def _as_data(data, *, root=None, n_train=None, n_test=None, batch_size=None, seed=0) -> Data:
+    if isinstance(data, str):
+        data = get_data(data, root=root, n_train=n_train, n_test=n_test, batch_size=batch_size or recipe(data).batch_size, seed=seed)
+    if not isinstance(data, Data): raise TypeError(f"data must be a data set name or a Data, got {type(data).__name__}")
+    return data
+
+def _as_model(model, info, seed, model_name=None) -> tuple[nn.Module, str]:
+    if isinstance(model, str): return get_model(model, info, seed=seed), model
+    if not isinstance(model, nn.Module): raise TypeError(f"model must be a model name or an nn.Module, got {type(model).__name__}")
+    return model, model_name or type(model).__name__
+
+# %% ../nbs/21_experiments.ipynb #c0be5013
+def run_method(method, # a registered method name (any case) or a `Method`
+               data='digits', # a data set name (`data.get_data`) or a `Data`
+               model='small_cnn', # a model name (`models.get_model`) or an initial nn.Module (not modified)
+               budget: Budget = Budget(), # the budget (what the method needs: see `Method.check`)
+               *,
+               attack=None, # the training attack (default: the recipe's PGD at `eps`)
+               evaluation: list | None = None, # the evaluation attacks (default: `teaching_attacks` at `eps`, recipe steps)
+               eps: float | None = None, # L-inf radius of the default attacks (default: the data set's)
+               n_eval: int | None = None, # test examples evaluated (default: all of `data.test`)
+               seed: int = 0, # seeds the data subset, the initialization, training and the attacks
+               n_train: int | None = None, n_test: int | None = None, batch_size: int | None = None, root=None, # when `data` is a name
+               model_name: str | None = None, # name recorded for a module `model` (default: its class name)
+               return_model: bool = False, # also return the deployed model: (row, model)
+               **train_options, # `train_method`'s options: epochs, epochs_scale, pretrained, device, callbacks, lr, loss, floor, ...
+              ) -> dict:
+    "Build, train and measure one method at one budget: one row of results."
+    m = get_method(method); m.check(budget)
+    data = _as_data(data, root=root, n_train=n_train, n_test=n_test, batch_size=batch_size, seed=seed)
+    model, model_name = _as_model(model, data.info, seed, model_name)
+    eps = check_number(data.info.eps if eps is None else eps, 'eps', 0, 1, lo_open=True, what=' (pixel units, inputs in [0, 1])')
+    attack = recipe(data).train_attack(eps) if attack is None else attack
+    evaluation = teaching_attacks(eps, recipe(data).eval_steps) if evaluation is None else list(evaluation)
+    N = count_weights(model)
+    tr = train_method(m, model, budget, data, attack=attack, seed=seed, **train_options)
+    ms = measure(tr.model, data, evaluation, n_dense=N, n_eval=n_eval, seed=seed)
+    k = budget.params(N) if budget.sized else None
+    row = dict(method=m.name, label=m.label(budget), keep=budget.keep, k=k, bits=budget.bits, eps=eps, seed=seed,
+               data=data.info.name, model=model_name, n_train=data.info.n_train, n_test=data.info.n_test,
+               **{k_: ms[k_] for k_ in _SIZE_KEYS + ('clean_acc', 'robust_acc', 'worst_case_acc', 'n_eval')},
+               protocol=dict(train=None if m.natural else {'name': attack.name, **attack.protocol, 'loss': train_options.get('loss', 'adversarial')},
+                             eval=ms['eval_protocol'], model_mode='eval', n=ms['n_eval']),
+               stages=[s.name for s in tr.stages], epochs=[s.epochs for s in tr.stages],
+               pretrained=train_options.get('pretrained') is not None and not m.natural,
+               feasible=tr.feasible and (k is None or ms['nnz' if m.params == 'sparse' else 'params'] <= k),
+               stopped=tr.stopped, train_seconds=round(tr.seconds, 3), eval_seconds=ms['eval_seconds'],
+               seconds=round(tr.seconds + ms['eval_seconds'], 3), status='ok')
+    return (row, tr.model) if return_model else row
 
 # %% ../nbs/21_experiments.ipynb #ea57ee4c
-def _atomic_write(path: Path, text: str):
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix='.' + path.name + '-')
-    try:
-        with os.fdopen(fd, 'w', newline='') as f: f.write(text)
-        umask = os.umask(0); os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)   # mkstemp makes 0600 files; results are ordinary files
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp): os.remove(tmp)
-        raise
-
 def _cell(v) -> str:
     return '' if v is None else v if isinstance(v, str) else json.dumps(v)
 
@@ -194,15 +215,15 @@ def results_paths(out) -> tuple[Path, Path]:
     return stem.with_name(stem.name + '.csv'), stem.with_name(stem.name + '.json')
 
 def save_rows(rows: list[dict], out) -> tuple[Path, Path]:
-    "Write `rows` to the CSV and JSON files of `out` (each replaced atomically); returns their paths."
+    "Write `rows` to the CSV and JSON files of `out` (each replaced atomically, `checks.atomic_write`); returns their paths."
     pc, pj = results_paths(out)
     cols = list(dict.fromkeys(k for r in rows for k in r))
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator='\n')
     w.writerow(cols)
     for r in rows: w.writerow([_cell(r.get(c)) for c in cols])
-    _atomic_write(pj, json.dumps(rows, indent=1))
-    _atomic_write(pc, buf.getvalue())
+    atomic_write(pj, json.dumps(rows, indent=1), mkdir=True)
+    atomic_write(pc, buf.getvalue())
     return pc, pj
 
 def load_rows(out) -> list[dict]:
@@ -214,83 +235,99 @@ def load_rows(out) -> list[dict]:
     return []
 
 # %% ../nbs/21_experiments.ipynb #a631f69f
+class DenseModels:
+    "The shared dense adversarial start: one DA model per (data, model, eps, training attack, seed, epochs), trained once."
+    def __init__(self): self.cache = {}
+
+    @staticmethod
+    def key(data, model_name: str, attack, seed: int, epochs) -> tuple:
+        "What determines the dense model: data set and subset, model, training attack (eps included), seed, epochs."
+        i = data.info
+        return (i.name, i.n_train, model_name, json.dumps(attack.protocol, sort_keys=True), seed, json.dumps(epochs))
+
+    def get(self, data, model, model_name: str, *, attack, seed: int, epochs, **options) -> tuple[dict, nn.Module]:
+        "The (DA row, trained model) for this key, trained by `run_method('da', ...)` the first time."
+        key = self.key(data, model_name, attack, seed, epochs)
+        if key not in self.cache:
+            row, m = run_method('da', data, model, attack=attack, epochs=epochs, seed=seed, model_name=model_name, return_model=True, **options)
+            if row['stopped']: return row, m   # a stopped dense run is not shared
+            self.cache[key] = (row, m)
+        return self.cache[key]
+
+# %% ../nbs/21_experiments.ipynb #49dbb291
 def _as_list(v) -> list: return list(v) if isinstance(v, (list, tuple)) else [v]
 
-def sweep_plan(methods, ratios=(), *, bits=None, seeds=(0,)) -> list[dict]:
-    "The configurations a sweep runs, in order: dicts with method, ratio, bits, seed (see `sweep`)."
-    methods, ratios, bits_l, seeds = _as_list(methods), _as_list(ratios), _as_list(bits), _as_list(seeds)
+def sweep_plan(methods, keep=(), *, bits=None, seeds=(0,)) -> list[dict]:
+    "The configurations a sweep runs, in order: dicts with method, label, budget and seed (see `sweep`)."
+    methods, keeps, bits_l, seeds = _as_list(methods), _as_list(keep), _as_list(bits), _as_list(seeds)
     if not methods: raise ValueError("methods must name at least one method")
     plan = []
     for seed in seeds:
-        for meth in methods:
-            m = method_spec(meth, 0.5, 8)['method']   # validates the name
-            rs = ratios if m in RATIO_METHODS else [None]
-            bs = bits_l if m in BITS_METHODS else [None]
-            if m in RATIO_METHODS and not rs: raise ValueError(f"method {m} needs ratios (fractions in (0, 1))")
-            if m == 'AQ': bs = [b for b in bs if b is not None]
-            if m == 'AQ' and not bs: raise ValueError("method AQ needs bits= (an int in 1..16, or a list)")
-            for r in rs:
+        for m in map(get_method, methods):
+            ks = keeps if m.params else [None]
+            bs = {'none': [None], 'optional': bits_l, 'required': [b for b in bits_l if b is not None]}[m.bits]
+            if m.params and not ks: raise ValueError(f"method {m.name} needs keep= (fractions of the dense weights kept, in (0, 1))")
+            if not bs: raise ValueError(f"method {m.name} needs bits= (an int in 1..16, or a list)")
+            for k in ks:
                 for b in bs:
-                    spec = method_spec(m, r, b)
-                    plan.append(dict(method=m, label=spec['label'], ratio=spec['ratio'], bits=spec['bits'], seed=seed))
-    return list({(p['method'], p['ratio'], p['bits'], p['seed']): p for p in plan}.values())
+                    budget = Budget(keep=k, bits=b)
+                    plan.append(dict(method=m.name, label=m.label(budget), keep=budget.keep, bits=b, seed=seed, budget=budget))
+    return list({(p['method'], p['keep'], p['bits'], p['seed']): p for p in plan}.values())
 
-def sweep(methods, # method names (`solver.METHODS`, any case)
-          ratios=(), # ratios for the methods that take one
+# %% ../nbs/21_experiments.ipynb #acdd6a05
+def _problem(m: Method, model: nn.Module, budget: Budget) -> str | None:
+    "Why `m` cannot meet `budget` on `model` (e.g. a low-rank budget below rank 1 in every layer), or None."
+    try: m.stages(model, budget)
+    except ValueError as e: return str(e)
+    return None
+
+def sweep(methods, # registered method names (any case)
+          keep=(), # fractions of the dense weights kept, for the methods that take a parameter budget
           *,
-          bits=None, # bits for AQ/ATMC: an int, None (ATMC-32) or a list of them
+          bits=None, # bits for the methods that quantize: an int, None (ATMC-32) or a list of them
           data='digits', # a data set name or a `Data` (then `seeds` only seed training)
-          model='small_cnn', # a model name
+          model='small_cnn', # a model name or an nn.Module
           seeds=(0,), # one run per seed
           epochs=1, # epochs per stage (see `run_method`), or a dict {method: epochs} ('*': the others, default 1)
           epochs_scale: float = 1.0, # multiplies them
-          dense_epochs: int | None = None, # epochs of the shared dense model (default: `epochs`, scaled)
-          share_dense: bool = True, # train the dense adversarial model once per seed, start every method (not NAP) from it
+          dense_epochs: int | None = None, # epochs of the shared dense model (default: the DA epochs, scaled)
+          share_dense: bool = True, # train the dense adversarial model once, start every method (not natural ones) from it
+          dense: DenseModels | None = None, # a cache of dense models to use and fill (default: a new one)
           out='results.csv', # results name: writes `out` .csv and .json
           resume: bool = True, # skip configurations already in the files (False: start new files)
           on_row=None, # called as on_row(row) after each row is written
-          n_train=None, n_test=None, batch_size: int = 64, root=None, # when `data` is a name
-          **kwargs, # more `run_method` options (eps, lr, loss, train_steps, eval_steps, eval_restarts, n_eval, ...)
+          n_train=None, n_test=None, batch_size: int | None = None, root=None, # when `data` is a name
+          **kwargs, # more `run_method` options (attack, evaluation, eps, lr, loss, n_eval, device, ...)
          ) -> list[dict]:
     "Run methods x budgets x seeds with `run_method`, writing each row at once to CSV/JSON; resumable. Returns all rows."
-    plan = sweep_plan(methods, ratios, bits=bits, seeds=seeds)
-    for bad in ('ratio', 'bits', 'seed', 'pretrained', 'return_model', 'epochs_scale'):
+    plan = sweep_plan(methods, keep, bits=bits, seeds=seeds)
+    for bad in ('budget', 'seed', 'pretrained', 'return_model', 'epochs_scale'):
         if bad in kwargs: raise ValueError(f"sweep: pass {bad} through the sweep's own arguments, not as a run_method option")
     rows = load_rows(out) if resume else []
-    done = {row_key(r) for r in rows}
-    model_name = model if isinstance(model, str) else kwargs.get('model_name') or type(model).__name__
-    per = {k if k == '*' else method_spec(k, 0.5, 8)['method']: v for k, v in epochs.items()} if isinstance(epochs, dict) else {'*': epochs}
+    done, dense = {row_key(r) for r in rows}, DenseModels() if dense is None else dense
+    per = {k if k == '*' else get_method(k).name: v for k, v in epochs.items()} if isinstance(epochs, dict) else {'*': epochs}
     ep = lambda m: per.get(m, per.get('*', 1))
-    datas, denses = {}, {}
-    def get(seed):
-        if seed not in datas:
-            datas[seed] = data if isinstance(data, Data) else get_data(data, root=root, n_train=n_train, n_test=n_test,
-                                                                       batch_size=batch_size, seed=seed)
-        return datas[seed]
+    de = dense_epochs if dense_epochs is not None else _scaled(_as_list(ep('DA'))[0], epochs_scale)
+    datas = {}
     for p in plan:
-        d = get(p['seed'])
+        seed, budget, m = p['seed'], p['budget'], get_method(p['method'])
+        d = datas.setdefault(seed, _as_data(data, root=root, n_train=n_train, n_test=n_test, batch_size=batch_size, seed=seed))
+        net, model_name = _as_model(model, d.info, seed, kwargs.get('model_name'))
         eps = float(d.info.eps if kwargs.get('eps') is None else kwargs['eps'])
-        key = row_key(dict(p, eps=eps, data=d.info.name, model=model_name))
-        if key in done: continue
-        problem = budget_problem(p['method'], model if isinstance(model, nn.Module) else get_model(model, d.info, seed=p['seed']),
-                                 p['ratio'], p['bits'])
-        if problem is not None:   # e.g. a low-rank budget below rank 1 in every layer: a row that says so, and go on
-            row = dict(p, eps=eps, data=d.info.name, model=model_name, status='infeasible', error=problem)
-            rows.append(row); done.add(row_key(row)); save_rows(rows, out)
-            if on_row is not None: on_row(row)
-            continue
-        common = dict(epochs_scale=epochs_scale, seed=p['seed'], **kwargs)
-        pre = None
-        if share_dense and p['method'] != 'NAP':
-            if p['seed'] not in denses:
-                de = dense_epochs if dense_epochs is not None else _scaled(_as_list(ep('DA'))[0], epochs_scale)
-                r_, m_ = run_method('da', d, model, epochs=de, return_model=True, **{**common, 'epochs_scale': 1.0})
-                denses[p['seed']] = (m_, r_)
-            pre = denses[p['seed']][0]
-        row = run_method(p['method'], d, model, ratio=p['ratio'], bits=p['bits'], epochs=ep(p['method']), pretrained=pre, **common)
-        if pre is not None and p['method'] == 'DA':   # the DA row reports the training of the shared dense model
-            r_ = denses[p['seed']][1]
-            row.update({k: r_[k] for k in ('stages', 'epochs', 'train_seconds')}, seconds=round(r_['train_seconds'] + row['eval_seconds'], 3))
+        problem = _problem(m, net, budget)
+        k = budget.params(count_weights(net)) if budget.sized and problem is None else None
+        info = dict(method=m.name, label=p['label'], keep=budget.keep, k=k, bits=budget.bits, eps=eps, seed=seed, data=d.info.name, model=model_name)
+        if row_key(info) in done: continue
+        if problem is not None: row = dict(info, status='infeasible', error=problem)   # a row that says so, and go on
+        else:
+            common = dict(seed=seed, **{k_: v for k_, v in kwargs.items() if k_ != 'model_name'}, model_name=model_name)
+            attack = kwargs.get('attack') or recipe(d).train_attack(eps)
+            r_, pre = (None, None) if not share_dense or m.natural else dense.get(d, net, model_name, attack=attack, seed=seed, epochs=de,
+                                                                                  **{k_: v for k_, v in common.items() if k_ not in ('seed', 'model_name', 'attack')})
+            row = run_method(m, d, net, budget, epochs=ep(m.name), epochs_scale=epochs_scale, pretrained=pre, **common)
+            if r_ is not None and m.name == 'DA':   # the DA row reports the training of the shared dense model
+                row.update({k_: r_[k_] for k_ in ('stages', 'epochs', 'train_seconds')}, seconds=round(r_['train_seconds'] + row['eval_seconds'], 3))
+            row['epochs_total'] = sum(row['epochs']) + (sum(r_['epochs']) if r_ is not None and m.name != 'DA' else 0)
         rows.append(row); done.add(row_key(row))
         save_rows(rows, out)
         if on_row is not None: on_row(row)
@@ -322,7 +359,7 @@ def curves(rows: list[dict], # rows of `run_method`/`sweep`
     rows = _ok(rows)
     _check_x(rows, x)
     groups = {}
-    for r in rows: groups.setdefault(_label(r), {}).setdefault((r['ratio'], r['bits']), []).append(r)
+    for r in rows: groups.setdefault(_label(r), {}).setdefault((r['keep'], r.get('k'), r['bits']), []).append(r)
     out = {}
     mean = lambda v: sum(v) / len(v)
     std = lambda v: math.sqrt(sum((a - mean(v)) ** 2 for a in v) / (len(v) - 1)) if len(v) > 1 else 0.0
@@ -399,7 +436,7 @@ def plot_pareto(rows: list[dict], # rows of `run_method`/`sweep`
         idx = [i for i, r in enumerate(rows) if _label(r) == lab]
         fig.add_trace(go.Scatter(x=[pts[i][0] for i in idx], y=[pts[i][1] for i in idx], mode='markers', name=lab,
                                  marker=dict(size=9, opacity=0.75),
-                                 text=[f"{lab} ratio={rows[i]['ratio']} seed={rows[i]['seed']}" for i in idx]))
+                                 text=[f"{lab} keep={rows[i]['keep']} seed={rows[i]['seed']}" for i in idx]))
     f = pareto_front(pts)
     fig.add_trace(go.Scatter(x=[pts[i][0] for i in f], y=[pts[i][1] for i in f], mode='lines+markers', name='Pareto front',
                              line=dict(shape='hv', color='black', width=2),
@@ -417,15 +454,15 @@ def results_table(rows: list[dict]) -> str:
     bad = [r for r in rows if r.get('status', 'ok') != 'ok']
     rows = _ok(rows)
     atk = list(dict.fromkeys(k for r in rows for k in r['robust_acc']))
-    head = ['method', 'ratio', 'bits', 'nnz', 'faithful CR', 'honest CR', 'clean'] + atk + ['worst', 'seed', 'time s']
+    head = ['method', 'keep', 'bits', 'nnz', 'faithful CR', 'honest CR', 'clean'] + atk + ['worst', 'seed', 'time s']
     pct = lambda v: '-' if v is None else f"{100 * v:.1f}%"
-    body = [[_label(r), '-' if r['ratio'] is None else f"{r['ratio']:g}", '-' if r['bits'] is None else str(r['bits']),
+    body = [[_label(r), '-' if r['keep'] is None else f"{r['keep']:g}", '-' if r['bits'] is None else str(r['bits']),
              f"{r['nnz']:,}", f"{100 * r['faithful_cr']:.2f}%", f"{100 * r['honest_cr']:.2f}%", pct(r['clean_acc'])]
             + [pct(r['robust_acc'].get(a)) for a in atk] + [pct(r['worst_case_acc']), str(r['seed']), f"{r['seconds']:.1f}"]
             for r in rows]
     w = [max(len(c) for c in col) for col in zip(head, *body)]
     line = lambda cs: '  '.join(c.ljust(x) if i == 0 else c.rjust(x) for i, (c, x) in enumerate(zip(cs, w)))
-    notes = [f"{_label(r)} ratio {r['ratio']:g}: {r['status']} ({r.get('error', '')})" for r in bad]
+    notes = [f"{_label(r)} keep {r['keep']:g}: {r['status']} ({r.get('error', '')})" for r in bad]
     return '\n'.join([line(head), '  '.join('-' * x for x in w)] + [line(b) for b in body] + notes)
 
 def write_report(rows: list[dict], # rows of `run_method`/`sweep`
@@ -448,5 +485,5 @@ def write_report(rows: list[dict], # rows of `run_method`/`sweep`
             f"evaluated on {proto['n']} test examples in eval mode.<br>Training attack: {_html.escape(tr)}.<br>"
             f"Evaluation attacks: {_html.escape(evals)}.</p>"
             f"<pre>{_html.escape(results_table(rows))}</pre>" + ''.join(parts) + "</body></html>")
-    _atomic_write(Path(path), page)
+    atomic_write(Path(path), page, mkdir=True)
     return Path(path)

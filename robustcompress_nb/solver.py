@@ -12,6 +12,7 @@ from typing import Callable
 import torch
 import torch.nn as nn
 from torch import Tensor
+from fastcore.basics import patch
 
 from .train import Trainer, Callback, EvalCallback, Checkpoint, LOSSES
 from .evaluation import evaluate as evaluate_model
@@ -19,10 +20,12 @@ from .models import compressible_layers, count_weights
 from .constraints import Constraint, Sparse, LowRank, Tucker2, Quantized, ATMC
 from .projections import rank_cost, tucker2_cost
 from .layers import clone_model, atmc_factorize, atmc_factors, to_lowrank
+from .checks import check_int, check_number, check_choice
 
 # %% auto #0
-__all__ = ['TENSORS', 'METHODS', 'dense_weights', 'check_budget', 'project_', 'ProjectCallback', 'ADMMCallback', 'Stage',
-           'Solver', 'lowrank_transform', 'da', 'nap', 'ap', 'al0', 'alr', 'aq', 'atmc', 'cstar']
+__all__ = ['TENSORS', 'PARAMS', 'BITS', 'METHODS', 'dense_weights', 'Budget', 'project_', 'ProjectCallback', 'ADMMCallback',
+           'Stage', 'Solver', 'lowrank_transform', 'da', 'nap', 'ap', 'al0', 'alr', 'aq', 'atmc', 'cstar', 'Method',
+           'register_method', 'get_method', 'methods_table']
 
 # %% ../nbs/20_solver.ipynb #79fd5268
 def dense_weights(model: nn.Module) -> list[Tensor]:
@@ -42,38 +45,40 @@ def _select(model, fn, what='tensors') -> list[Tensor]:
     return ts
 
 # %% ../nbs/20_solver.ipynb #010038f5
-def check_budget(*,
-                 n_dense: int | nn.Module, # N: the dense model's conv+linear weight count, or the dense model
-                 ratio: float | None = None, # fraction of N kept, in (0, 1)
-                 budget: int | None = None, # or: absolute parameter budget, in 1..N-1
-                 bits: int | None = None, # bits per value, in 1..16 (None: no quantization)
-                 eps: float | None = None, # attack radius in pixel units, in (0, 1] (None: not checked)
-                 n_tensors: int = 0, # constrained tensors (for `floor`)
-                 floor: int = 0, # at least this many parameters per tensor
-                ) -> int:
-    "Validate a compression budget (the same for every method); returns the parameter budget k."
-    N = count_weights(n_dense) if isinstance(n_dense, nn.Module) else n_dense
-    if isinstance(N, bool) or not isinstance(N, int) or N < 2:
-        raise ValueError(f"n_dense must be the dense model or its weight count N >= 2, got {n_dense!r}")
-    if (ratio is None) == (budget is None): raise ValueError("give exactly one of ratio= or budget=")
-    if ratio is not None:
-        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 < ratio < 1:
-            raise ValueError(f"ratio must be a number in (0, 1) (the fraction of the N={N} dense weights kept), got {ratio!r}")
-        k = math.floor(ratio * N + 0.5)
-        if k < 1: raise ValueError(f"ratio={ratio} keeps no parameter of N={N}")
-    else:
-        if isinstance(budget, bool) or not isinstance(budget, int) or not 1 <= budget < N:
-            raise ValueError(f"budget must be an int in 1..{N - 1} (fewer than the N={N} dense weights), got {budget!r}")
-        k = budget
-    if bits is not None and (isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= 16):
-        raise ValueError(f"bits must be an int in 1..16, got {bits!r}")
-    if eps is not None and (isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps <= 1):
-        raise ValueError(f"eps must be in (0, 1] (pixel units, inputs in [0, 1]), got {eps!r}")
-    if isinstance(floor, bool) or not isinstance(floor, int) or floor < 0: raise ValueError(f"floor must be an int >= 0, got {floor!r}")
-    if floor and k < floor * n_tensors:
-        raise ValueError(f"the budget k={k} is smaller than floor={floor} parameter(s) for each of the {n_tensors} "
-                         f"constrained tensors ({floor * n_tensors}): raise ratio/budget or lower floor")
-    return k
+@dataclass(frozen=True)
+class Budget:
+    "A compression budget, parsed once at the edge: the fraction of the dense weights kept (or their number `k`), and bits per value."
+    keep: float | None = None # fraction of the N dense Conv2d/Linear weights that may be stored, in (0, 1)
+    k: int | None = None # or: the number of stored parameters, >= 1
+    bits: int | None = None # bits per stored value, 1..16 (None: 32-bit floats)
+    def __post_init__(self):
+        check_number(self.keep, 'keep', 0, 1, lo_open=True, hi_open=True, none_ok=True, what=' (the fraction of the dense weights kept)')
+        check_int(self.k, 'k', 1, none_ok=True, what=' (stored parameters)')
+        check_int(self.bits, 'bits', 1, 16, none_ok=True, what=' (bits per stored value)')
+        if self.keep is not None and self.k is not None: raise ValueError("give keep= (a fraction) or k= (a count), not both")
+        if self.keep is not None: object.__setattr__(self, 'keep', float(self.keep))
+
+    @property
+    def sized(self) -> bool:
+        "Whether the budget limits the number of stored parameters (`keep` or `k` given)."
+        return self.keep is not None or self.k is not None
+
+    def params(self, n_dense: int, floor: int = 0, n_tensors: int = 0) -> int:
+        "The parameter budget k for a dense model of `n_dense` weights (at least `floor` for each of `n_tensors` tensors)."
+        if not self.sized: raise ValueError("this budget sets no number of parameters: give keep= or k=")
+        k = math.floor(self.keep * n_dense + 0.5) if self.keep is not None else self.k
+        if k < 1: raise ValueError(f"keep={self.keep:g} keeps no parameter of the N={n_dense:,} dense weights")
+        if k >= n_dense: raise ValueError(f"k={k:,} must be below N={n_dense:,}, the dense weights (a budget keeps fewer)")
+        check_int(floor, 'floor', 0)
+        if floor and k < floor * n_tensors:
+            raise ValueError(f"the budget k={k:,} is smaller than floor={floor} parameter(s) for each of the {n_tensors} "
+                             f"constrained tensors ({floor * n_tensors}): raise keep/k or lower floor")
+        return k
+
+    def __str__(self):
+        parts = ([f"keep {self.keep:g}"] if self.keep is not None else [f"k {self.k:,}"] if self.k is not None else []) + \
+                ([f"{self.bits} bits"] if self.bits is not None else [])
+        return ', '.join(parts) or 'no budget'
 
 # %% ../nbs/20_solver.ipynb #2ed9dd76
 @torch.no_grad()
@@ -337,94 +342,167 @@ def lowrank_transform(constraint: LowRank | Tucker2, n_iter: int = 0) -> Callabl
     return transform
 
 # %% ../nbs/20_solver.ipynb #d5d6abc5
-def _epochs(epochs, n: int, method: str) -> list[int]:
-    e = [epochs] * n if isinstance(epochs, int) and not isinstance(epochs, bool) else list(epochs)
-    if len(e) != n or any(isinstance(x, bool) or not isinstance(x, int) or x < 0 for x in e) or not any(e):
-        raise ValueError(f"{method}: epochs must be an int or {n} ints >= 0 (one per stage, not all 0), got {epochs!r}")
-    return e
+def _sparse(model: nn.Module, budget: Budget, floor: int = 0, per_layer: int = 1) -> Sparse:
+    "The global l0 set of k = budget.params(N) non-zeros (at least `floor` per constrained tensor)."
+    N = count_weights(model)
+    k = budget.params(N, floor, per_layer * len(compressible_layers(model)))
+    return Sparse(k, per_layer_min=floor, n_dense=N)
 
-def _n_tensors(n_dense, per_layer=1) -> int:
-    "Constrained tensors of the dense model (for `check_budget(floor=)`); 0 when only N is known."
-    return per_layer * len(compressible_layers(n_dense)) if isinstance(n_dense, nn.Module) else 0
+def _check_lowrank(model: nn.Module, k: int, tucker: bool):
+    "Fail early when k is below the cost of rank 1 (Tucker-2 ranks (1, 1)) in every layer."
+    lo = sum(tucker2_cost(w.shape, 1, 1) if tucker and w.dim() == 4 else rank_cost(w.shape, 1) for w in dense_weights(model))
+    if k < lo: raise ValueError(f"the budget k={k:,} is below {lo:,}, the parameters of rank 1{' (Tucker-2 ranks (1, 1))' if tucker else ''} "
+                                f"in every layer: raise keep/k")
 
-def _N(n_dense) -> int: return count_weights(n_dense) if isinstance(n_dense, nn.Module) else n_dense
-
-def _keep(stages, epochs):
-    return [dataclasses.replace(s, epochs=e) for s, e in zip(stages, epochs) if e]
-
-def da(*, epochs: int = 1, lr: float = 0.05, loss: str = 'adversarial', **options) -> list[Stage]:
+def da(model, budget, *, lr: float = 0.05, loss: str = 'adversarial', **options) -> list[Stage]:
     "DA, dense adversarial training: min_W E max_delta loss, no constraint."
-    return _keep([Stage('dense', lr=lr, loss=loss, options=options)], _epochs(epochs, 1, 'da'))
+    return [Stage('dense', lr=lr, loss=loss, options=options)]
 
-def nap(n_dense, *, ratio=None, budget=None, floor: int = 0, epochs=1, lr: float = 0.05, **options) -> list[Stage]:
+def nap(model, budget, *, floor: int = 0, lr: float = 0.05, **options) -> list[Stage]:
     "NAP: natural training, then natural training with the global l0 projection (top-k magnitudes) after every step."
-    k = check_budget(n_dense=n_dense, ratio=ratio, budget=budget, n_tensors=_n_tensors(n_dense), floor=floor)
-    return _keep([Stage('dense', loss='natural', lr=lr, options=options),
-                  Stage('prune', loss='natural', lr=lr, project=Sparse(k, per_layer_min=floor, n_dense=_N(n_dense)), options=options)],
-                 _epochs(epochs, 2, 'nap'))
+    sp = _sparse(model, budget, floor)
+    return [Stage('dense', loss='natural', lr=lr, options=options),
+            Stage('prune', loss='natural', lr=lr, project=sp, options=options)]
 
-def ap(n_dense, *, ratio=None, budget=None, floor: int = 0, epochs=1, lr: float = 0.05, loss='adversarial', **options) -> list[Stage]:
+def ap(model, budget, *, floor: int = 0, lr: float = 0.05, loss='adversarial', **options) -> list[Stage]:
     "AP: dense adversarial training, one-shot global magnitude pruning, adversarial fine-tuning with the mask fixed."
-    k = check_budget(n_dense=n_dense, ratio=ratio, budget=budget, n_tensors=_n_tensors(n_dense), floor=floor)
-    return _keep([Stage('dense', loss=loss, lr=lr, options=options),
-                  Stage('finetune', loss=loss, lr=lr, project=Sparse(k, per_layer_min=floor, n_dense=_N(n_dense)), fix_mask=True, options=options)],
-                 _epochs(epochs, 2, 'ap'))
+    return [Stage('dense', loss=loss, lr=lr, options=options),
+            Stage('finetune', loss=loss, lr=lr, project=_sparse(model, budget, floor), fix_mask=True, options=options)]
 
-def al0(n_dense, *, ratio=None, budget=None, floor: int = 0, epochs=1, lr: float = 0.05, loss='adversarial', **options) -> list[Stage]:
+def al0(model, budget, *, floor: int = 0, lr: float = 0.05, loss='adversarial', **options) -> list[Stage]:
     "AL0: adversarial training with the global l0 projection (k largest magnitudes over all layers) after every step."
-    k = check_budget(n_dense=n_dense, ratio=ratio, budget=budget, n_tensors=_n_tensors(n_dense), floor=floor)
-    return _keep([Stage('dense', loss=loss, lr=lr, options=options),
-                  Stage('l0', loss=loss, lr=lr, project=Sparse(k, per_layer_min=floor, n_dense=_N(n_dense)), options=options)],
-                 _epochs(epochs, 2, 'al0'))
+    return [Stage('dense', loss=loss, lr=lr, options=options),
+            Stage('l0', loss=loss, lr=lr, project=_sparse(model, budget, floor), options=options)]
 
-def _check_lowrank_budget(n_dense, k: int, tucker: bool):
-    "With the dense model at hand, fail early when k is below the cost of rank 1 (Tucker-2 ranks (1, 1)) in every layer."
-    if not isinstance(n_dense, nn.Module): return
-    lo = sum(tucker2_cost(w.shape, 1, 1) if tucker and w.dim() == 4 else rank_cost(w.shape, 1) for w in dense_weights(n_dense))
-    if k < lo: raise ValueError(f"the budget k={k} is below {lo}, the parameters of rank 1{' (Tucker-2 ranks (1, 1))' if tucker else ''} "
-                                f"in every layer: raise ratio/budget")
-
-def alr(n_dense, *, ratio=None, budget=None, epochs=1, lr: float = 0.05, loss='adversarial', **options) -> list[Stage]:
+# %% ../nbs/20_solver.ipynb #29348d9a
+def alr(model, budget, *, lr: float = 0.05, loss='adversarial', **options) -> list[Stage]:
     "ALR: global low-rank truncation (largest singular values over all layers under the budget), then adversarial fine-tuning of the factors."
-    k = check_budget(n_dense=n_dense, ratio=ratio, budget=budget)
-    _check_lowrank_budget(n_dense, k, False)
-    return _keep([Stage('dense', loss=loss, lr=lr, options=options),
-                  Stage('finetune', loss=loss, lr=lr, transform=lowrank_transform(LowRank(k, n_dense=_N(n_dense))), options=options)],
-                 _epochs(epochs, 2, 'alr'))
+    N = count_weights(model); k = budget.params(N)
+    _check_lowrank(model, k, False)
+    return [Stage('dense', loss=loss, lr=lr, options=options),
+            Stage('finetune', loss=loss, lr=lr, transform=lowrank_transform(LowRank(k, n_dense=N)), options=options)]
 
-def aq(*, bits: int, epochs=1, lr: float = 0.05, rho: float = 0.1, q: int = 10, loss='adversarial', **options) -> list[Stage]:
+def aq(model, budget, *, lr: float = 0.05, rho: float = 0.1, q: int = 10, loss='adversarial', **options) -> list[Stage]:
     "AQ: adversarial training, then quantization only (<= 2**bits values per tensor) by ADMM; deploys Z."
-    if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= 16: raise ValueError(f"bits must be an int in 1..16, got {bits!r}")
-    return _keep([Stage('dense', loss=loss, lr=lr, options=options),
-                  Stage('quantize', loss=loss, lr=lr, admm=Quantized(bits), rho=rho, q=q, options=options)],
-                 _epochs(epochs, 2, 'aq'))
+    return [Stage('dense', loss=loss, lr=lr, options=options),
+            Stage('quantize', loss=loss, lr=lr, admm=Quantized(budget.bits), rho=rho, q=q, options=options)]
 
-def atmc(n_dense, *, ratio=None, budget=None, bits: int | None = None, floor: int = 0, epochs=1, lr: float = 0.01,
-         rho: float = 0.1, q: int = 10, loss='adversarial', **options) -> list[Stage]:
-    """ATMC-32 (`bits=None`) or ATMC-b: dense adversarial training; sparse (projected) adversarial training on W;
-    factorize W = UV + C (`atmc_factorize`) and train the factors under one global l0 budget k = ratio * N;
-    with `bits`, ADMM onto ATMC's set (k non-zeros, 2**bits values per factor) while W stays projected sparse."""
-    N = _N(n_dense)
-    k = check_budget(n_dense=N, ratio=ratio, budget=budget, bits=bits, n_tensors=_n_tensors(n_dense, 3), floor=floor)
-    sp = Sparse(k, per_layer_min=floor, n_dense=_N(n_dense))
+def atmc(model, budget, *, floor: int = 0, lr: float = 0.01, rho: float = 0.1, q: int = 10, loss='adversarial', **options) -> list[Stage]:
+    """ATMC-32 (`budget.bits` None) or ATMC-b: dense adversarial training; sparse (projected) adversarial training on W;
+    factorize W = UV + C (`atmc_factorize`) and train the factors under one global l0 budget k = keep * N;
+    with bits, ADMM onto ATMC's set (k non-zeros, 2**bits values per factor) while W stays projected sparse."""
+    sp = _sparse(model, budget, floor, per_layer=3)
     st = [Stage('dense', loss=loss, lr=lr, options=options),
           Stage('sparse', loss=loss, lr=lr, project=sp, options=options),
           Stage('factorized', loss=loss, lr=lr, project=sp, tensors='factors', transform=atmc_factorize, options=options)]
-    if bits is not None:
-        st.append(Stage('quantize', loss=loss, lr=lr, project=sp, tensors='factors', admm=ATMC(k, bits=bits, per_layer_min=floor, n_dense=N),
-                        rho=rho, q=q, options=options))
-    return _keep(st, _epochs(epochs, len(st), 'atmc'))
+    if budget.bits is not None:
+        st.append(Stage('quantize', loss=loss, lr=lr, project=sp, tensors='factors', rho=rho, q=q, options=options,
+                        admm=ATMC(sp.k, bits=budget.bits, per_layer_min=floor, n_dense=sp.n_dense)))
+    return st
 
-def cstar(n_dense, *, ratio=None, budget=None, epochs=1, lr: float = 0.01, rho: float = 1.0, q: int = 10,
-          loss='adversarial', n_iter: int = 0, **options) -> list[Stage]:
+def cstar(model, budget, *, lr: float = 0.01, rho: float = 1.0, q: int = 10, loss='adversarial', n_iter: int = 0, **options) -> list[Stage]:
     """CSTAR (our reading): dense adversarial training; ADMM with the Tucker-2/SVD projection under one global
     parameter budget (ranks by a greedy pass over all layers); factorize to those ranks and fine-tune adversarially."""
-    k = check_budget(n_dense=n_dense, ratio=ratio, budget=budget)
-    _check_lowrank_budget(n_dense, k, True)
-    tk = Tucker2(k, n_iter=n_iter, n_dense=_N(n_dense))
-    return _keep([Stage('dense', loss=loss, lr=lr, options=options),
-                  Stage('admm', loss=loss, lr=lr, admm=tk, rho=rho, q=q, options=options),
-                  Stage('finetune', loss=loss, lr=lr, transform=lowrank_transform(tk, n_iter), options=options)],
-                 _epochs(epochs, 3, 'cstar'))
+    N = count_weights(model); k = budget.params(N)
+    _check_lowrank(model, k, True)
+    tk = Tucker2(k, n_iter=n_iter, n_dense=N)
+    return [Stage('dense', loss=loss, lr=lr, options=options),
+            Stage('admm', loss=loss, lr=lr, admm=tk, rho=rho, q=q, options=options),
+            Stage('finetune', loss=loss, lr=lr, transform=lowrank_transform(tk, n_iter), options=options)]
 
-METHODS = dict(DA=da, NAP=nap, AP=ap, AL0=al0, ALR=alr, AQ=aq, ATMC=atmc, CSTAR=cstar)
+# %% ../nbs/20_solver.ipynb #d65e83cb
+PARAMS = ('sparse', 'lowrank')
+"Kinds of parameter budget: k non-zero weights ('sparse') or k parameters of low-rank factors ('lowrank')."
+BITS = ('none', 'optional', 'required')
+"Whether a method takes bits: not at all, optionally (ATMC: None is ATMC-32) or always (AQ)."
+
+@dataclass(frozen=True)
+class Method:
+    "A compression method as one record: name, the budgets it takes, how it trains, and its stage builder."
+    name: str # registry key, e.g. 'ATMC' (looked up in any case)
+    build: Callable # build(model, budget, **options) -> list[Stage], the first stage named 'dense'
+    params: str | None = None # the parameter budget it needs: 'sparse', 'lowrank' or None (takes none)
+    bits: str = 'none' # 'none', 'optional' or 'required'
+    natural: bool = False # trains with the natural loss (NAP): no training attack, no adversarial dense start
+    summary: str = '' # one line for tables and the docs
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name.replace('_', '').replace('-', '').isalnum() or self.name != self.name.upper():
+            raise ValueError(f"name must be an upper-case word of letters, digits, '_' or '-', got {self.name!r}")
+        if not callable(self.build): raise TypeError(f"build must be a callable (model, budget, **options) -> list[Stage], got {self.build!r}")
+        check_choice(self.params, 'params', (None, *PARAMS)); check_choice(self.bits, 'bits', BITS)
+        if not isinstance(self.natural, bool): raise TypeError(f"natural must be a bool, got {self.natural!r}")
+
+    @property
+    def compresses(self) -> bool:
+        "Whether the method has a budget at all (DA has none)."
+        return self.params is not None or self.bits != 'none'
+
+    def label(self, budget: Budget) -> str:
+        "The name of its results: e.g. 'AL0', 'ATMC-32', 'ATMC-8', 'AQ-4'."
+        return self.name + ('' if self.bits == 'none' else f"-{budget.bits or 32}")
+
+# %% ../nbs/20_solver.ipynb #f24dc33d
+@patch
+def check(self: Method, budget: Budget) -> Budget:
+    "`budget` if it has what the method needs and nothing it would ignore; else a ValueError naming the field."
+    if not isinstance(budget, Budget): raise TypeError(f"budget must be a Budget, got {type(budget).__name__}")
+    if self.params and not budget.sized: raise ValueError(f"method {self.name} needs keep= (the fraction of the dense weights kept, in (0, 1)) or k=")
+    if not self.params and budget.sized: raise ValueError(f"method {self.name} takes no parameter budget (keep/k): leave it out")
+    if self.bits == 'required' and budget.bits is None: raise ValueError(f"method {self.name} needs bits= (an int in 1..16)")
+    if self.bits == 'none' and budget.bits is not None: raise ValueError(f"method {self.name} does not quantize: leave bits out")
+    return budget
+
+def _per_stage(epochs, n: int, names: list[str], method: str) -> list[int]:
+    e = [epochs] * n if isinstance(epochs, int) and not isinstance(epochs, bool) else list(epochs) if isinstance(epochs, (list, tuple)) else None
+    if e is None or len(e) != n or any(isinstance(x, bool) or not isinstance(x, int) or x < 0 for x in e):
+        raise ValueError(f"{method}: epochs must be an int or {n} ints >= 0, one per stage {names}, got {epochs!r}")
+    return e
+
+@patch
+def stages(self: Method, model: nn.Module, budget: Budget, *,
+           epochs=1, # epochs of every stage, or one int per stage (0 leaves a stage out)
+           pretrained: bool = False, # start from a trained dense model: the 'dense' stage is left out (not for natural methods)
+           **options) -> list[Stage]:
+    "The method's schedule for `model` under `budget`, with the epochs set; refuses a schedule that trains nothing or never compresses."
+    st = self.build(model, self.check(budget), **options)
+    e = _per_stage(epochs, len(st), [s.name for s in st], self.name)
+    if pretrained and not self.natural: e = [0 if s.name == 'dense' else x for s, x in zip(st, e)]
+    st = [dataclasses.replace(s, epochs=x) for s, x in zip(st, e) if x]
+    if not st and not pretrained: raise ValueError(f"{self.name}: epochs {epochs!r} leave no stage to run")
+    if self.compresses and not any(s.constraint is not None or s.transform is not None for s in st):
+        raise ValueError(f"{self.name}: the schedule runs no constraint stage (epochs {epochs!r}): the model would not be compressed")
+    return st
+
+# %% ../nbs/20_solver.ipynb #f5d2ac26
+METHODS: dict[str, Method] = {}
+"The method registry: name -> `Method` (use `register_method` and `get_method`)."
+
+def register_method(method: Method, replace: bool = False) -> Method:
+    "Add `method` to `METHODS` (an existing name only with `replace=True`); returns it."
+    if not isinstance(method, Method): raise TypeError(f"method must be a Method, got {type(method).__name__}")
+    if method.name in METHODS and not replace: raise ValueError(f"a method named {method.name} is registered already (replace=True to replace it)")
+    METHODS[method.name] = method
+    return method
+
+def get_method(name) -> Method:
+    "The registered method called `name`, in any case ('atmc', 'ATMC'); a `Method` is returned as is."
+    if isinstance(name, Method): return name
+    if not isinstance(name, str) or name.upper() not in METHODS:
+        raise ValueError(f"unknown method {name!r}; registered: {', '.join(m.lower() for m in METHODS)}")
+    return METHODS[name.upper()]
+
+for _m in [Method('DA', da, summary='dense adversarial training (the uncompressed reference)'),
+           Method('NAP', nap, 'sparse', natural=True, summary='natural training, global magnitude pruning (no robustness)'),
+           Method('AP', ap, 'sparse', summary='adversarial training, one-shot global pruning, fine-tuning with the mask fixed'),
+           Method('AL0', al0, 'sparse', summary='adversarial training projected on one global l0 budget every step'),
+           Method('ALR', alr, 'lowrank', summary='global SVD ranks under one parameter budget, adversarial fine-tuning'),
+           Method('AQ', aq, bits='required', summary='adversarial training with ADMM quantization to 2^b values per tensor'),
+           Method('ATMC', atmc, 'sparse', bits='optional', summary='W = UV + C, one global l0 budget over all factors, b-bit codebooks by ADMM'),
+           Method('CSTAR', cstar, 'lowrank', summary='Tucker-2/SVD ranks under one global budget by ADMM, then fine-tuning')]:
+    register_method(_m)
+
+# %% ../nbs/20_solver.ipynb #2bdb99d6
+def methods_table() -> str:
+    "A markdown table of the registered methods: name, budget, bits, training, summary (the docs' method table)."
+    rows = [f"| {m.name} | {m.params or '-'} | {m.bits} | {'natural' if m.natural else 'adversarial'} | {m.summary} |" for m in METHODS.values()]
+    return '\n'.join(['| method | parameter budget | bits | training | what it does |', '|---|---|---|---|---|'] + rows)
