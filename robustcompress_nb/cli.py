@@ -15,28 +15,25 @@ from .attacks import FGSM, PGD, fmt_eps
 from .evaluation import evaluate
 from .train import (LOSSES, OPTIMIZERS, SCHEDULES, ATTACK_MODES, Trainer, Callback, Checkpoint,
                                      ProgressBar, atomic_save)
+from .solver import METHODS, Budget, get_method
+from .experiments import recipe, teaching_attacks, run_method, sweep, results_table, write_report, results_paths
 
 # %% auto #0
-__all__ = ['TRAIN_DEFAULTS', 'DEFAULT_LR', 'COMMANDS', 'COMPRESS_EPOCHS', 'DEMO_EPOCHS', 'eval_steps_default', 'register_command',
-           'build_parser', 'main', 'protocol_table', 'cr_float', 'compress_report']
+__all__ = ['DEFAULT_LR', 'COMMANDS', 'DEMO_EPOCHS', 'register_command', 'build_parser', 'main', 'protocol_table', 'keep_float',
+           'compress_report']
 
 # %% ../nbs/90_cli.ipynb #338677e3
-TRAIN_DEFAULTS = {
-    'digits':        dict(model='small_cnn', epochs=10, batch_size=64),
-    'mnist':         dict(model='lenet5', epochs=10, batch_size=128),
-    'fashion_mnist': dict(model='lenet5', epochs=10, batch_size=128),
-    'cifar10':       dict(model='resnet18', epochs=30, batch_size=128),
-    'svhn':          dict(model='resnet18', epochs=30, batch_size=128),
-}
-"Model, epochs and batch size `rcnb train` uses for each data set unless told otherwise."
-
 DEFAULT_LR = {'sgd': 0.05, 'adam': 1e-3, 'adamw': 1e-3}
 "Learning rate per optimizer when `--lr` is not given."
 
-def eval_steps_default(info) -> int:
-    "Steps of the evaluation PGD for a data set: those of `PGD.standard(info, 'eval')` (40 for MNIST-like, else 20)."
-    try: return PGD.standard(info, 'eval').steps
-    except ValueError: return 20
+def _plural(n: int, word: str) -> str: return f"{n} {word}{'' if n == 1 else 's'}"
+
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    "Show '(default: X)' only where the help does not say it already and X means something."
+    def _get_help_string(self, action):
+        h = action.help or ''
+        if 'default' in h or action.default in (None, False, argparse.SUPPRESS): return h
+        return super()._get_help_string(action)
 
 # %% ../nbs/90_cli.ipynb #7ceddd0d
 def _number(kind, lo=None, hi=None, lo_open=False, what=''):
@@ -75,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--version', action='version', version=f"robustcompress_nb {__version__}")
     sub = p.add_subparsers(dest='command', metavar='COMMAND')
     for name, (hlp, configure, _) in COMMANDS.items():
-        sp = sub.add_parser(name, help=hlp, description=hlp, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        sp = sub.add_parser(name, help=hlp, description=hlp, formatter_class=_Help)
         configure(sp)
         sp.set_defaults(_command=name, _parser=sp)
     return p
@@ -138,8 +135,24 @@ class _EpochLines(Callback):
     def after_epoch(self):
         t, r = self.trainer, self.trainer.history.epochs[-1]
         acc = ''.join(f" {k.replace('train_', '')} {r[k]:.3f}" for k in ('train_acc', 'train_adv_acc') if k in r)
-        print(f"epoch {r['epoch']}/{t.epochs}: loss {r.get('train_loss', float('nan')):.4f}{acc} "
+        stage = getattr(t, 'stage_name', None)
+        print(f"{stage + ' ' if stage else ''}epoch {r['epoch']}/{t.epochs}: loss {r.get('train_loss', float('nan')):.4f}{acc} "
               f"lr {r.get('lr', 0):.4g} ({r['time']:.1f}s)", file=sys.stderr, flush=True)
+
+def _one_line(e) -> str: return ' '.join(str(e).split())
+
+def _fail(parser, e):
+    "A bad argument or input file: one line (several for a list, e.g. missing data files), exit status 2."
+    parser.error(str(e).strip() if '\n' in str(e) and 'missing' in str(e) else _one_line(e))
+
+def _check_out(path, flag: str):
+    "Create the folder an output file goes to (before any training), or fail naming the flag."
+    if path is None: return
+    p = Path(path)
+    if p.exists() and p.is_dir(): raise ValueError(f"{flag} {p} is a folder: give a file name")
+    try: p.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e: raise ValueError(f"{flag} {p}: cannot create the folder {p.parent} ({e.strerror})") from None
+    if not os.access(p.parent, os.W_OK): raise ValueError(f"{flag} {p}: the folder {p.parent} is not writable")
 
 def _device(name:str):
     if name == 'auto': return None
@@ -150,10 +163,10 @@ def _device(name:str):
 
 def _setup_train(args):
     "Data, model, attacks and trainer from the parsed arguments (raises ValueError/FileNotFoundError on bad input)."
-    defaults = TRAIN_DEFAULTS.get(args.data, TRAIN_DEFAULTS['digits'])
+    defaults = recipe(args.data)
     device = _device(args.device)
     if args.threads: torch.set_num_threads(args.threads)
-    bs = args.batch_size or defaults['batch_size']
+    bs = args.batch_size or defaults.batch_size
     data = get_data(args.data, root=args.root, n_train=args.n_train, n_test=args.n_test, batch_size=bs, seed=args.seed)
     info = data.info
     eps = info.eps if args.eps is None else args.eps
@@ -161,17 +174,16 @@ def _setup_train(args):
     attack = None
     if args.loss != 'natural':
         attack = (FGSM(eps) if args.attack == 'fgsm' else
-                  PGD(eps=eps, alpha=args.alpha or 2.5 * eps / args.steps, steps=args.steps))
-    eval_steps = args.eval_steps or eval_steps_default(info)
-    evals = [FGSM(eps), PGD(eps=eps, alpha=args.eval_alpha or 2.5 * eps / eval_steps, steps=eval_steps,
-                            restarts=args.eval_restarts)] if eps > 0 else []
-    model_name = args.model or defaults['model']
+                  PGD(eps, alpha=args.alpha, steps=args.steps))
+    eval_steps = args.eval_steps or defaults.eval_steps
+    evals = [FGSM(eps), PGD(eps, alpha=args.eval_alpha, steps=eval_steps, restarts=args.eval_restarts)] if eps > 0 else []
+    model_name = args.model or defaults.model
     model = get_model(model_name, info, seed=args.seed)
     cbs = []
     if not (args.quiet or args.json): cbs.append(ProgressBar(enabled=None))
     if not args.quiet: cbs.append(_EpochLines())
     if args.checkpoint: cbs.append(Checkpoint(args.checkpoint, resume=False))
-    trainer = Trainer(model, data.train, epochs=args.epochs or defaults['epochs'], loss=args.loss, attack=attack,
+    trainer = Trainer(model, data.train, epochs=args.epochs or defaults.train_epochs, loss=args.loss, attack=attack,
                       adv_weight=args.adv_weight, attack_mode=args.attack_mode, eps_warmup=args.eps_warmup,
                       opt=args.opt, lr=args.lr or DEFAULT_LR[args.opt], momentum=args.momentum if args.opt == 'sgd' else 0.9,
                       weight_decay=args.weight_decay, schedule=args.schedule, device=device,
@@ -179,7 +191,7 @@ def _setup_train(args):
     resumed = None
     if args.checkpoint and Path(args.checkpoint).exists():
         try: trainer.load_checkpoint(args.checkpoint)
-        except (RuntimeError, KeyError, OSError) as e: raise ValueError(f"--checkpoint {args.checkpoint}: cannot resume ({e})") from None
+        except Exception as e: raise ValueError(f"--checkpoint {args.checkpoint}: cannot resume ({type(e).__name__}: {_one_line(e)})") from None
         resumed = trainer.epoch
     return dict(data=data, info=info, eps=eps, attack=attack, evals=evals, model_name=model_name, model=model,
                 trainer=trainer, resumed=resumed)
@@ -205,9 +217,10 @@ def protocol_table(result:dict, eps:float|None=None) -> str:
 # %% ../nbs/90_cli.ipynb #f63b1ca1
 def _train_cmd(args, parser) -> int:
     t0 = time.perf_counter()
-    try: s = _setup_train(args)
-    except (ValueError, TypeError, FileNotFoundError, NotADirectoryError) as e:
-        parser.error(str(e).replace('\n', ' ')) # exits with status 2
+    try:
+        _check_out(args.save, '--save')
+        s = _setup_train(args)
+    except (ValueError, TypeError, OSError) as e: _fail(parser, e) # exits with status 2
     trainer, info, model = s['trainer'], s['info'], s['model']
     if s['resumed'] is not None and not args.quiet:
         print(f"resumed {args.checkpoint} after epoch {s['resumed']}/{trainer.epochs}", file=sys.stderr)
@@ -215,7 +228,8 @@ def _train_cmd(args, parser) -> int:
     try: trainer.fit()
     except KeyboardInterrupt:
         print(f"\ninterrupted after {trainer.step} steps (epoch {trainer.epoch + 1}); "
-              + (f"checkpoint {args.checkpoint} holds the last completed epoch" if args.checkpoint else "nothing saved"),
+              + (f"checkpoint {args.checkpoint} holds the last completed epoch" if args.checkpoint and Path(args.checkpoint).exists()
+                 else "no epoch was completed: nothing saved" if args.checkpoint else "nothing saved"),
               file=sys.stderr)
         return 130
     train_s = time.perf_counter() - t1
@@ -273,24 +287,27 @@ register_command('train', "adversarially train a model on a data set, then evalu
                  _configure_train, _train_cmd)
 
 # %% ../nbs/90_cli.ipynb #03999275
-from .solver import METHODS
-from .experiments import run_method, sweep, results_table, write_report, results_paths
 from .export import save_compressed
 
-COMPRESS_EPOCHS = {'digits': 3, 'mnist': 2, 'fashion_mnist': 2, 'cifar10': 10, 'svhn': 5}
-"Epochs per stage `rcnb compress` uses for each data set unless told otherwise."
-
-def cr_float(s:str) -> float:
-    "argparse type of `--cr`: a number strictly between 0 and 1."
+def keep_float(s:str) -> float:
+    "argparse type of `--keep`: a number strictly between 0 and 1."
     v = _number(float)(s)
     if not 0 < v < 1: raise argparse.ArgumentTypeError(f"must be in (0, 1) (the fraction of the dense weights kept, e.g. 0.01), got {s}")
     return v
 
+class _Renamed(argparse.Action):
+    "A flag that was renamed: refused with a message naming the new one."
+    def __call__(self, parser, ns, values, option_string=None):
+        parser.error(f"{option_string} was renamed: use --keep for the fraction of the dense weights kept "
+                     "(a compression ratio is stored bits / dense bits, which the results report as faithful_cr and honest_cr)")
+
 _bits_int = _number(int, 1, 16)
 
-def _configure_budget(p, default_cr=None):
-    p.add_argument('--cr', '--ratio', dest='cr', type=cr_float, default=default_cr,
-                   help="parameter budget: fraction k/N of the dense weights kept, in (0, 1)")
+def _configure_budget(p, default_keep=0.05):
+    p.add_argument('--keep', type=keep_float, default=None,
+                   help=f"parameter budget: the fraction k/N of the dense weights kept, in (0, 1) (default: {default_keep} for methods that take one)")
+    p.add_argument('--cr', '--ratio', action=_Renamed, nargs='?', help=argparse.SUPPRESS)
+    p.set_defaults(_default_keep=default_keep)
     p.add_argument('--bits', type=_bits_int, default=None, help="bits per stored value, 1..16 (ATMC-b, AQ); ATMC without it is ATMC-32")
     p.add_argument('--eps', type=_eps_float, default=None, help="L-inf budget in pixel units (default: the data set's, DataInfo.eps)")
 
@@ -299,8 +316,8 @@ def _configure_run(p):
     t.add_argument('--epochs-scale', type=_positive_float, default=1.0, help="multiply every stage's epochs")
     t.add_argument('--lr', type=_positive_float, default=None, help="SGD learning rate (compress: 0.05; demo: the methods' own, e.g. 0.01 for ATMC/CSTAR)")
     t.add_argument('--loss', default='adversarial', choices=('adversarial', 'mixed'), help="adversarial (paper) or mixed (ATMC's code)")
-    t.add_argument('--train-steps', type=_positive_int, default=7, help="training PGD steps (alpha = 2.5*eps/steps)")
-    t.add_argument('--eval-steps', type=_positive_int, default=None, help="evaluation PGD steps (default: 40 MNIST-like, 20 others)")
+    t.add_argument('--train-steps', type=_positive_int, default=None, help="training PGD steps, alpha = 2.5*eps/steps (default: the data set's recipe, 7)")
+    t.add_argument('--eval-steps', type=_positive_int, default=None, help="evaluation PGD steps (default: the data set's recipe: 40 MNIST-like, 20 others)")
     t.add_argument('--eval-restarts', type=_positive_int, default=1, help="evaluation PGD random restarts")
     t.add_argument('--seed', type=_nonneg_int, default=0, help="seed of the data subset, initialization, training and attacks")
     t.add_argument('--device', default='auto', help="auto (CUDA when available), cpu, cuda, ...")
@@ -310,7 +327,8 @@ def _configure_run(p):
     o.add_argument('--quiet', action='store_true', help="no progress lines on stderr")
 
 def _configure_compress(p:argparse.ArgumentParser):
-    p.add_argument('--method', default='atmc', type=str.lower, choices=[m.lower() for m in METHODS], help="compression method")
+    p.add_argument('--method', default='atmc', type=str.lower, choices=[m.lower() for m in METHODS],
+                   help="compression method: " + '; '.join(f"{m.name.lower()}: {m.summary}" for m in METHODS.values()))
     _configure_budget(p, 0.05)
     d = p.add_argument_group('data and model')
     d.add_argument('--data', default='digits', choices=DATASETS, help="data set")
@@ -320,7 +338,7 @@ def _configure_compress(p:argparse.ArgumentParser):
     d.add_argument('--n-train', type=_positive_int, default=None, help="stratified training subset (default: all)")
     d.add_argument('--n-test', type=_positive_int, default=None, help="stratified test subset used for evaluation (default: all)")
     d.add_argument('--batch-size', type=_positive_int, default=None, help="training batch size (default: per data set)")
-    d.add_argument('--epochs', type=_positive_int, default=None, help="epochs of every stage (default: per data set, 3 for digits)")
+    d.add_argument('--epochs', type=_positive_int, default=None, help="epochs of every stage (default: the data set's recipe, 3 for digits)")
     _configure_run(p)
     p.add_argument('--save', default=None, metavar='PATH', help="write the compressed model here (export.save_compressed)")
 
@@ -330,7 +348,7 @@ def _kib(bits): return f"{bits / 8192:.1f} KiB"
 def compress_report(row:dict) -> str:
     "The text `rcnb compress` prints for a row of `experiments.run_method`: budget, stages, sizes, protocol table."
     k = '' if row['k'] is None else f" (k = {row['k']:,} of N = {row['dense_weights']:,})"
-    budget = ('no budget' if row['ratio'] is None else f"cr {row['ratio']:g}{k}") + ('' if row['bits'] is None else f", {row['bits']} bits")
+    budget = ('no budget' if row['keep'] is None else f"keep {row['keep']:g}{k}") + ('' if row['bits'] is None else f", {row['bits']} bits")
     tr = row['protocol']['train']
     st = ', '.join(f"{s} {e}" for s, e in zip(row['stages'], row['epochs'])) or 'none'
     ev = dict(clean_acc=row['clean_acc'], robust_acc=row['robust_acc'], worst_case_acc=row['worst_case_acc'],
@@ -345,13 +363,25 @@ def compress_report(row:dict) -> str:
              f"  evaluation on {row['n_eval']} test examples, model in eval mode ({row['eval_seconds']:.1f}s):", '']
     return '\n'.join(lines + ['  ' + l for l in protocol_table(ev).splitlines()])
 
+def _budget(args, method) -> Budget:
+    "The `Budget` of the command line for `method`: --keep (its default where the method needs one) and --bits."
+    m = get_method(method)
+    keep = args.keep if args.keep is not None or not m.params else args._default_keep
+    return m.check(Budget(keep=keep, bits=args.bits))
+
+def _run_attacks(args, data):
+    "The training attack and the teaching evaluation attacks of `compress`/`demo`, from the recipe and the flags."
+    r, eps = recipe(data), data.info.eps if args.eps is None else args.eps
+    return r.train_attack(eps, args.train_steps), teaching_attacks(eps, args.eval_steps or r.eval_steps, args.eval_restarts)
+
 def _load_dense(path, info):
-    try: saved = torch.load(path, weights_only=True)
-    except (OSError, RuntimeError, EOFError) as e: raise ValueError(f"--dense {path}: cannot read ({e})") from None
+    try: saved = torch.load(path, weights_only=True, map_location='cpu')
+    except Exception as e: raise ValueError(f"--dense {path}: cannot read it as a model saved by `rcnb train --save` ({type(e).__name__}: {_one_line(e)})") from None
     if not isinstance(saved, dict) or saved.get('format') != 'robustcompress_nb.model/1':
         raise ValueError(f"--dense {path}: not a model saved by `rcnb train --save`")
     if saved['data'] != info.name: raise ValueError(f"--dense {path}: trained on {saved['data']}, not on {info.name}")
-    m = get_model(saved['model'], info); m.load_state_dict(saved['state_dict'])
+    try: m = get_model(saved['model'], info); m.load_state_dict(saved['state_dict'])
+    except (KeyError, RuntimeError, ValueError) as e: raise ValueError(f"--dense {path}: does not match the model it names ({_one_line(e)})") from None
     return saved['model'], m
 
 def _compress_cmd(args, parser) -> int:
@@ -360,21 +390,21 @@ def _compress_cmd(args, parser) -> int:
     try:
         device = _device(args.device)
         if args.threads: torch.set_num_threads(args.threads)
-        defaults = TRAIN_DEFAULTS.get(args.data, TRAIN_DEFAULTS['digits'])
+        _check_out(args.save, '--save')
+        budget, defaults = _budget(args, args.method), recipe(args.data)
         data = get_data(args.data, root=args.root, n_train=args.n_train, n_test=args.n_test,
-                        batch_size=args.batch_size or defaults['batch_size'], seed=args.seed)
-        model_name, pre = args.model or defaults['model'], None
+                        batch_size=args.batch_size or defaults.batch_size, seed=args.seed)
+        attack, evaluation = _run_attacks(args, data)
+        model_name, pre = args.model or defaults.model, None
         if args.dense:
             name, pre = _load_dense(args.dense, data.info)
             if args.model and args.model != name: raise ValueError(f"--dense {args.dense} holds a {name}, not a {args.model}")
             model_name = name
-        row, model = run_method(args.method, data, model_name, ratio=args.cr, bits=args.bits, eps=args.eps,
-                                epochs=args.epochs or COMPRESS_EPOCHS.get(args.data, 3), epochs_scale=args.epochs_scale,
-                                lr=args.lr or DEFAULT_LR['sgd'], loss=args.loss, train_steps=args.train_steps, eval_steps=args.eval_steps,
-                                eval_restarts=args.eval_restarts, pretrained=pre, seed=args.seed, device=device,
+        row, model = run_method(args.method, data, model_name, budget, attack=attack, evaluation=evaluation, eps=args.eps,
+                                epochs=args.epochs or defaults.compress_epochs, epochs_scale=args.epochs_scale,
+                                lr=args.lr or DEFAULT_LR['sgd'], loss=args.loss, pretrained=pre, seed=args.seed, device=device,
                                 callbacks=cbs, return_model=True)
-    except (ValueError, TypeError, FileNotFoundError, NotADirectoryError) as e:
-        parser.error(str(e).replace('\n', ' '))
+    except (ValueError, TypeError, OSError) as e: _fail(parser, e)
     except KeyboardInterrupt:
         print("\ninterrupted: nothing saved", file=sys.stderr); return 130
     saved = None
@@ -397,11 +427,11 @@ DEMO_EPOCHS = {'ATMC': (0, 2, 2, 2), 'CSTAR': (0, 1, 3)}
 
 def _configure_demo(p:argparse.ArgumentParser):
     p.add_argument('--out', default='rcnb-demo', metavar='DIR', help="folder for results.csv, results.json and report.html")
-    _configure_budget(p, 0.05)
-    p.add_argument('--epochs', type=_positive_int, default=None, help="epochs of every compression stage (default: DEMO_EPOCHS)")
+    _configure_budget(p, 0.1)
+    p.add_argument('--epochs', type=_positive_int, default=None, help="epochs of every compression stage (default: ATMC 2 per stage, CSTAR 1 ADMM + 3 fine-tuning)")
     p.add_argument('--dense-epochs', type=_positive_int, default=6, help="epochs of the dense adversarial training")
     p.add_argument('--quick', action='store_true', help="smoke test: 300 train / 100 test digits, 1 epoch per stage, cheap attacks")
-    p.add_argument('--inline-js', action='store_true', help="put plotly.js inside report.html (offline viewing, ~4 MB) instead of the CDN link")
+    p.add_argument('--cdn', action='store_true', help="link plotly.js from its CDN in report.html instead of copying plotly.min.js beside it (a smaller folder, but the figures need a network)")
     _configure_run(p)
     p.set_defaults(bits=8, threads=1)
 
@@ -409,34 +439,42 @@ def _demo_cmd(args, parser) -> int:
     t0 = time.perf_counter()
     if args.threads: torch.set_num_threads(args.threads)
     q = args.quick
-    kw = dict(n_train=300 if q else None, n_test=100 if q else None, epochs=1 if q else args.epochs or DEMO_EPOCHS,
-              dense_epochs=1 if q else args.dense_epochs, train_steps=2 if q else args.train_steps,
-              eval_steps=5 if q else args.eval_steps)
+    if q: args.train_steps, args.eval_steps = 2, 5
+    kw = dict(epochs=1 if q else args.epochs or DEMO_EPOCHS, dense_epochs=1 if q else args.dense_epochs)
     log = (lambda r: None) if args.quiet else (lambda r: print(f"  {r['label']:<8} done in {r['seconds']:.1f}s: clean {r['clean_acc']:.3f}, "
                                                               f"worst case {r['worst_case_acc']:.3f}", file=sys.stderr))
     out = Path(args.out)
     try:
         device = _device(args.device)
         if out.exists() and not out.is_dir(): raise ValueError(f"--out {out} exists and is not a folder")
-        rows = sweep(['da', 'atmc', 'cstar'], [args.cr], bits=args.bits, data='digits', model='small_cnn', seeds=[args.seed],
+        out.mkdir(parents=True, exist_ok=True)
+        keep = _budget(args, 'atmc').keep
+        data = get_data('digits', n_train=300 if q else None, n_test=100 if q else None, seed=args.seed)
+        attack, evaluation = _run_attacks(args, data)
+        rows = sweep(['da', 'atmc', 'cstar'], [keep], bits=args.bits, data=data, model='small_cnn', seeds=[args.seed],
                      epochs_scale=args.epochs_scale, out=out / 'results.csv', resume=False, on_row=log, eps=args.eps,
-                     lr=args.lr, loss=args.loss, eval_restarts=args.eval_restarts, device=device, **kw)
-    except (ValueError, TypeError) as e:
-        parser.error(str(e).replace('\n', ' '))
+                     attack=attack, evaluation=evaluation, lr=args.lr, loss=args.loss, device=device, **kw)
+    except (ValueError, TypeError, OSError) as e: _fail(parser, e)
     except KeyboardInterrupt:
         print(f"\ninterrupted: finished rows are in {out / 'results.csv'}", file=sys.stderr); return 130
-    report = write_report(rows, out / 'report.html', title=f"rcnb demo: digits, small_cnn, cr {args.cr:g}",
-                          include_plotlyjs=True if args.inline_js else 'cdn')
+    report = write_report(rows, out / 'report.html', title=f"rcnb demo: digits, small_cnn, keep {keep:g}",
+                          include_plotlyjs='cdn' if args.cdn else 'directory')
     pc, pj = results_paths(out / 'results.csv')
     res = dict(command='demo', rows=rows, report=str(report), results=[str(pc), str(pj)], seconds=round(time.perf_counter() - t0, 3))
     if args.json:
         print(json.dumps(res, indent=1)); return 0
     r0 = rows[0]
-    print(f"rcnb demo: dense adversarial training, ATMC and CSTAR at cr {args.cr:g} on {r0['data']} ({r0['model']}), "
+    print(f"rcnb demo: dense adversarial training, ATMC and CSTAR keeping {keep:g} of the weights on {r0['data']} ({r0['model']}), "
           f"eps {fmt_eps(r0['eps'])}, seed {args.seed}")
     print(f"  evaluation on {r0['n_eval']} test examples, model in eval mode: "
           + '; '.join(f"{k} (" + ', '.join(f"{a}={v}" for a, v in p.items() if a != 'attack') + ")" for k, p in r0['protocol']['eval'].items()))
     print('\n' + '\n'.join('  ' + l for l in results_table(rows).splitlines()) + '\n')
+    chance = 1 / data.info.n_classes
+    for r in rows:
+        if r.get('status') == 'ok' and r['clean_acc'] < 2 * chance:
+            why = ("--quick trains far too briefly to learn anything (it is a smoke test): run without it" if q else
+                   f"at keep {keep:g} and these epochs it did not learn; a larger --keep or more --epochs lets it learn")
+            print(f"  note     {r['label']} is at chance (clean {r['clean_acc']:.2f}, chance {chance:.2f}): {why}")
     print(f"  report   {report}\n  results  {pc}, {pj}\n  total    {res['seconds']:.1f}s")
     return 0
 

@@ -51,7 +51,7 @@ def recipe(data) -> Recipe:
     name = getattr(getattr(data, 'info', data), 'name', data)
     return RECIPES.get(name, RECIPES['digits'])
 
-# %% ../nbs/21_experiments.ipynb #91a5749b
+# %% ../nbs/21_experiments.ipynb #2a561f1a
 def teaching_attacks(eps: float, # L-inf radius in pixel units
                      steps: int = 20, # PGD steps (step size 2.5 eps / steps)
                      restarts: int = 1, # PGD random restarts
@@ -79,7 +79,7 @@ def uncompressible_layers(model: nn.Module) -> list[str]:
     return [n for n, m in model.named_modules()
             if any(True for _ in m.parameters(recurse=False)) and not isinstance(m, _DENSE_OK) and n.split('.')[-1] != 'normalize']
 
-# %% ../nbs/21_experiments.ipynb #fe738c40
+# %% ../nbs/21_experiments.ipynb #fdbbdfc5
 @dataclass
 class Trained:
     "What `train_method` returns: the deployed model, the stages run, the solver's per-stage records, and time."
@@ -112,6 +112,7 @@ def train_method(method, # a registered method name (any case) or a `Method`
     check_number(epochs_scale, 'epochs_scale', 0, lo_open=True)
     bad = uncompressible_layers(model) if m.compresses and not allow_dense else []
     if bad: raise ValueError(f"{m.name} cannot compress the layers {bad} (only Conv2d/Linear): pass allow_dense=True to keep them dense")
+    options = {k: v for k, v in options.items() if v is not None}   # None: the method's default (lr=None, loss=None)
     if m.natural: options.pop('loss', None)
     e = [_scaled(x, epochs_scale) for x in epochs] if isinstance(epochs, (list, tuple)) else _scaled(epochs, epochs_scale)
     stages = m.stages(model, budget, epochs=e, pretrained=pretrained is not None, **options)
@@ -125,7 +126,7 @@ def train_method(method, # a registered method name (any case) or a `Method`
     deployed = solver.run()
     return Trained(deployed, stages, solver.results, solver.stopped, time.perf_counter() - t0)
 
-# %% ../nbs/21_experiments.ipynb #2fa0bf46
+# %% ../nbs/21_experiments.ipynb #151a3820
 _SIZE_KEYS = ('params', 'nnz', 'dense_weights', 'faithful_bits', 'honest_bits', 'faithful_cr', 'honest_cr',
               'faithful_x', 'honest_x', 'macs', 'effective_macs')
 
@@ -148,7 +149,7 @@ def measure(model: nn.Module, # a deployed model
                 worst_case_acc=ev['worst_case_acc'], n_eval=ev['n'], eval_protocol=ev['protocol'],
                 eval_seconds=round(time.perf_counter() - t0, 3))
 
-# %% ../nbs/21_experiments.ipynb #2ac727eb
+# %% ../nbs/21_experiments.ipynb #23373715
 def _as_data(data, *, root=None, n_train=None, n_test=None, batch_size=None, seed=0) -> Data:
     if isinstance(data, str):
         data = get_data(data, root=root, n_train=n_train, n_test=n_test, batch_size=batch_size or recipe(data).batch_size, seed=seed)
@@ -254,7 +255,7 @@ class DenseModels:
             self.cache[key] = (row, m)
         return self.cache[key]
 
-# %% ../nbs/21_experiments.ipynb #49dbb291
+# %% ../nbs/21_experiments.ipynb #ee31b86d
 def _as_list(v) -> list: return list(v) if isinstance(v, (list, tuple)) else [v]
 
 def sweep_plan(methods, keep=(), *, bits=None, seeds=(0,)) -> list[dict]:
@@ -274,7 +275,7 @@ def sweep_plan(methods, keep=(), *, bits=None, seeds=(0,)) -> list[dict]:
                     plan.append(dict(method=m.name, label=m.label(budget), keep=budget.keep, bits=b, seed=seed, budget=budget))
     return list({(p['method'], p['keep'], p['bits'], p['seed']): p for p in plan}.values())
 
-# %% ../nbs/21_experiments.ipynb #acdd6a05
+# %% ../nbs/21_experiments.ipynb #7846f576
 def _problem(m: Method, model: nn.Module, budget: Budget) -> str | None:
     "Why `m` cannot meet `budget` on `model` (e.g. a low-rank budget below rank 1 in every layer), or None."
     try: m.stages(model, budget)
@@ -469,7 +470,7 @@ def write_report(rows: list[dict], # rows of `run_method`/`sweep`
                  path, # the HTML file to write (replaced atomically)
                  *,
                  title: str = 'robustcompress_nb results', # page title
-                 include_plotlyjs='cdn', # 'cdn' (small file, needs a network to view) or True (inline, ~4 MB, offline)
+                 include_plotlyjs='directory', # 'directory' (plotly.min.js copied beside the page: offline), 'cdn' (needs a network) or True (inline)
                  x: str = 'faithful_cr', robust: str = 'worst', # as in `plot_tradeoff`
                 ) -> Path:
     "An HTML page with the protocol, the results table, the trade-off figure and the Pareto front."
@@ -478,7 +479,11 @@ def write_report(rows: list[dict], # rows of `run_method`/`sweep`
     parts = [f.to_html(full_html=False, include_plotlyjs=include_plotlyjs if i == 0 else False) for i, f in enumerate(figs)]
     proto = _ok(rows)[0]['protocol']
     evals = '; '.join(f"{k}: " + ', '.join(f"{a}={b}" for a, b in p.items()) for k, p in proto['eval'].items())
-    tr = ', '.join(f"{a}={b}" for a, b in proto['train'].items())
+    tr = ', '.join(f"{a}={b}" for a, b in proto['train'].items()) if proto['train'] else 'none (natural training)'
+    if include_plotlyjs == 'directory':
+        from plotly.offline import get_plotlyjs
+        js = Path(path).parent / 'plotly.min.js'
+        if not js.exists(): atomic_write(js, get_plotlyjs(), mkdir=True)
     page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{_html.escape(title)}</title></head>"
             f"<body style='font-family:sans-serif;max-width:1100px;margin:auto'><h1>{_html.escape(title)}</h1>"
             f"<p>Data <b>{_html.escape(str(rows[0]['data']))}</b>, model <b>{_html.escape(str(rows[0]['model']))}</b>, "
