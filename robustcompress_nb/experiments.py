@@ -51,7 +51,7 @@ def recipe(data) -> Recipe:
     name = getattr(getattr(data, 'info', data), 'name', data)
     return RECIPES.get(name, RECIPES['digits'])
 
-# %% ../nbs/21_experiments.ipynb #2a561f1a
+# %% ../nbs/21_experiments.ipynb #5a1aff81
 def teaching_attacks(eps: float, # L-inf radius in pixel units
                      steps: int = 20, # PGD steps (step size 2.5 eps / steps)
                      restarts: int = 1, # PGD random restarts
@@ -79,7 +79,7 @@ def uncompressible_layers(model: nn.Module) -> list[str]:
     return [n for n, m in model.named_modules()
             if any(True for _ in m.parameters(recurse=False)) and not isinstance(m, _DENSE_OK) and n.split('.')[-1] != 'normalize']
 
-# %% ../nbs/21_experiments.ipynb #fdbbdfc5
+# %% ../nbs/21_experiments.ipynb #0a5b37d9
 @dataclass
 class Trained:
     "What `train_method` returns: the deployed model, the stages run, the solver's per-stage records, and time."
@@ -126,7 +126,7 @@ def train_method(method, # a registered method name (any case) or a `Method`
     deployed = solver.run()
     return Trained(deployed, stages, solver.results, solver.stopped, time.perf_counter() - t0)
 
-# %% ../nbs/21_experiments.ipynb #151a3820
+# %% ../nbs/21_experiments.ipynb #6b9d0971
 _SIZE_KEYS = ('params', 'nnz', 'dense_weights', 'faithful_bits', 'honest_bits', 'faithful_cr', 'honest_cr',
               'faithful_x', 'honest_x', 'macs', 'effective_macs')
 
@@ -149,7 +149,7 @@ def measure(model: nn.Module, # a deployed model
                 worst_case_acc=ev['worst_case_acc'], n_eval=ev['n'], eval_protocol=ev['protocol'],
                 eval_seconds=round(time.perf_counter() - t0, 3))
 
-# %% ../nbs/21_experiments.ipynb #23373715
+# %% ../nbs/21_experiments.ipynb #69ca72c2
 def _as_data(data, *, root=None, n_train=None, n_test=None, batch_size=None, seed=0) -> Data:
     if isinstance(data, str):
         data = get_data(data, root=root, n_train=n_train, n_test=n_test, batch_size=batch_size or recipe(data).batch_size, seed=seed)
@@ -195,7 +195,7 @@ def run_method(method, # a registered method name (any case) or a `Method`
                              eval=ms['eval_protocol'], model_mode='eval', n=ms['n_eval']),
                stages=[s.name for s in tr.stages], epochs=[s.epochs for s in tr.stages],
                pretrained=train_options.get('pretrained') is not None and not m.natural,
-               feasible=tr.feasible and (k is None or ms['nnz' if m.params == 'sparse' else 'params'] <= k),
+               feasible=tr.feasible and (k is None or (ms['nnz'] if m.params == 'sparse' else count_weights(tr.model)) <= k),
                stopped=tr.stopped, train_seconds=round(tr.seconds, 3), eval_seconds=ms['eval_seconds'],
                seconds=round(tr.seconds + ms['eval_seconds'], 3), status='ok')
     return (row, tr.model) if return_model else row
@@ -255,7 +255,7 @@ class DenseModels:
             self.cache[key] = (row, m)
         return self.cache[key]
 
-# %% ../nbs/21_experiments.ipynb #ee31b86d
+# %% ../nbs/21_experiments.ipynb #b978ff35
 def _as_list(v) -> list: return list(v) if isinstance(v, (list, tuple)) else [v]
 
 def sweep_plan(methods, keep=(), *, bits=None, seeds=(0,)) -> list[dict]:
@@ -275,7 +275,7 @@ def sweep_plan(methods, keep=(), *, bits=None, seeds=(0,)) -> list[dict]:
                     plan.append(dict(method=m.name, label=m.label(budget), keep=budget.keep, bits=b, seed=seed, budget=budget))
     return list({(p['method'], p['keep'], p['bits'], p['seed']): p for p in plan}.values())
 
-# %% ../nbs/21_experiments.ipynb #7846f576
+# %% ../nbs/21_experiments.ipynb #effc960a
 def _problem(m: Method, model: nn.Module, budget: Budget) -> str | None:
     "Why `m` cannot meet `budget` on `model` (e.g. a low-rank budget below rank 1 in every layer), or None."
     try: m.stages(model, budget)

@@ -126,11 +126,11 @@ CTINY = ['--epochs', '1', '--n-train', '300', '--n-test', '100', '--train-steps'
 
 
 def test_compress_prints_protocol_and_sizes(tmp_path):
-    r = rcnb('compress', '--method', 'atmc', '--data', 'digits', '--cr', '0.05', '--bits', '8', *CTINY,
+    r = rcnb('compress', '--method', 'atmc', '--data', 'digits', '--keep', '0.05', '--bits', '8', *CTINY,
              '--save', tmp_path / 'atmc.rcnb')
     assert r.returncode == 0, r.stderr
     out = r.stdout
-    assert 'rcnb compress: ATMC-8 of small_cnn on digits, cr 0.05' in out and '8 bits' in out
+    assert 'rcnb compress: ATMC-8 of small_cnn on digits, keep 0.05' in out and '8 bits' in out
     assert 'stages (epochs): dense 1, sparse 1, factorized 1, quantize 1' in out
     assert 'faithful' in out and 'honest' in out and 'evaluation on 100 test examples, model in eval mode' in out
     rows = {l.split()[0]: l.split() for l in out.splitlines() if l.strip().startswith(('clean', 'FGSM', 'PGD-5'))}
@@ -148,10 +148,10 @@ def test_compress_prints_protocol_and_sizes(tmp_path):
 
 
 def test_compress_json(tmp_path):
-    r = rcnb('compress', '--method', 'cstar', '--cr', '0.2', '--json', '--epochs-scale', '2', *CTINY)
+    r = rcnb('compress', '--method', 'cstar', '--keep', '0.2', '--json', '--epochs-scale', '2', *CTINY)
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
-    assert out['command'] == 'compress' and out['method'] == 'CSTAR' and out['ratio'] == 0.2 and out['bits'] is None
+    assert out['command'] == 'compress' and out['method'] == 'CSTAR' and out['keep'] == 0.2 and out['bits'] is None
     assert out['epochs'] == [2, 2, 2] and out['stages'] == ['dense', 'admm', 'finetune']
     assert out['params'] <= out['k'] == round(0.2 * out['dense_weights'])
     assert 0 <= out['worst_case_acc'] <= min(out['robust_acc'].values()) <= out['clean_acc'] <= 1
@@ -159,13 +159,14 @@ def test_compress_json(tmp_path):
 
 
 @pytest.mark.parametrize('args, msg', [
-    (['compress', '--cr', '0'], 'in (0, 1)'),
-    (['compress', '--cr', '1'], 'in (0, 1)'),
-    (['compress', '--cr', '-0.5'], 'in (0, 1)'),
+    (['compress', '--keep', '0'], 'in (0, 1)'),
+    (['compress', '--keep', '1'], 'in (0, 1)'),
+    (['compress', '--keep', '-0.5'], 'in (0, 1)'),
+    (['compress', '--cr', '0.05'], '--cr was renamed: use --keep'),
     (['compress', '--bits', '0'], 'in [1, 16]'),
     (['compress', '--bits', '17'], 'in [1, 16]'),
     (['compress', '--method', 'lasso'], "choose from 'da', 'nap', 'ap', 'al0', 'alr', 'aq', 'atmc', 'cstar'"),
-    (['demo', '--cr', '2'], 'in (0, 1)'),
+    (['demo', '--keep', '2'], 'in (0, 1)'),
 ])
 def test_compress_bad_arguments_exit_2(args, msg):
     r = rcnb(*args)
@@ -184,5 +185,7 @@ def test_demo_quick_writes_report(tmp_path):
     assert page.count('class="plotly-graph-div"') == 2 and 'ATMC-8' in page and 'Pareto front' in page
     rows = json.loads((tmp_path / 'demo' / 'results.json').read_text())
     assert [r_['label'] for r_ in rows] == ['DA', 'ATMC-8', 'CSTAR']
-    assert rows[1]['nnz'] <= rows[1]['k'] and rows[1]['faithful_cr'] < 0.05 and rows[2]['params'] <= rows[2]['k']
-    assert (tmp_path / 'demo' / 'results.csv').read_text().startswith('method,label,ratio,bits')
+    assert rows[1]['nnz'] <= rows[1]['k'] and rows[1]['faithful_cr'] < 0.05 and rows[2]['nnz'] <= rows[2]['k']
+    assert all(r_['feasible'] for r_ in rows)
+    assert (tmp_path / 'demo' / 'results.csv').read_text().startswith('method,label,keep,k,bits')
+    assert (tmp_path / 'demo' / 'plotly.min.js').exists()   # the report works offline
