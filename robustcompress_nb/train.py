@@ -62,20 +62,23 @@ class Schedule:
         self.warmup_steps, self.milestones, self.step_size = int(warmup_steps), milestones, step_size
         self.gamma, self.pct_start = float(gamma), float(pct_start)
 
-    def __call__(self, t:int) -> float:
-        n, T, e = self.name, self.total_steps, t // self.steps_per_epoch
-        if n == 'constant': f = 1.0
-        elif n == 'step': f = self.gamma ** (e // self.step_size)
-        elif n == 'multistep': f = self.gamma ** sum(e >= m for m in self.milestones)
-        elif n == 'cosine': f = 0.5 * (1 + math.cos(math.pi * min(t, T) / T))
-        elif n == 'linear': f = max(0.0, 1 - t / T)
-        else: # onecycle, evaluated at mid-step so neither end has lr exactly 0
-            u, p = (t + 0.5) / T, self.pct_start
-            f = u / p if u < p else max(0.0, (1 - u) / (1 - p))
-        if self.warmup_steps: f *= min(1.0, (t + 1) / self.warmup_steps)
-        return f
+# %% ../nbs/04_train.ipynb #69d43f25
+@patch
+def __call__(self:Schedule, t:int) -> float:
+    n, T, e = self.name, self.total_steps, t // self.steps_per_epoch
+    if n == 'constant': f = 1.0
+    elif n == 'step': f = self.gamma ** (e // self.step_size)
+    elif n == 'multistep': f = self.gamma ** sum(e >= m for m in self.milestones)
+    elif n == 'cosine': f = 0.5 * (1 + math.cos(math.pi * min(t, T) / T))
+    elif n == 'linear': f = max(0.0, 1 - t / T)
+    else: # onecycle, evaluated at mid-step so neither end has lr exactly 0
+        u, p = (t + 0.5) / T, self.pct_start
+        f = u / p if u < p else max(0.0, (1 - u) / (1 - p))
+    if self.warmup_steps: f *= min(1.0, (t + 1) / self.warmup_steps)
+    return f
 
-    def __repr__(self): return f"Schedule({self.name!r}, total_steps={self.total_steps}, warmup_steps={self.warmup_steps})"
+@patch
+def __repr__(self:Schedule): return f"Schedule({self.name!r}, total_steps={self.total_steps}, warmup_steps={self.warmup_steps})"
 
 # %% ../nbs/04_train.ipynb #e5a7d34d
 def eps_fraction(step:int, warmup_steps:int) -> float:
@@ -111,6 +114,7 @@ def seed_everything(seed:int, loader=None):
     random.seed(int(seed)); np.random.seed(int(seed) % 2**32); torch.manual_seed(int(seed))
     for g in _loader_generators(loader): g.manual_seed(int(seed))
 
+# %% ../nbs/04_train.ipynb #8cbde4ac
 def rng_state(loader=None) -> dict:
     "Snapshot of all RNG states (Python, NumPy, torch CPU/CUDA, `loader`'s generators) as weights-only-loadable data."
     name, keys, pos, has_gauss, cached = np.random.get_state()
@@ -136,6 +140,7 @@ def set_rng_state(state:dict, loader=None):
                          f"the train loader has {len(gens)}: was it built the same way?")
     for g, s in zip(gens, state['loader']): g.set_state(s.cpu())
 
+# %% ../nbs/04_train.ipynb #5a54b680
 def atomic_save(obj, path, *, mkdir:bool=True) -> Path:
     "`torch.save(obj)` through `checks.atomic_write`: `path` is either the old or the new file, never half of one."
     return atomic_write(path, writer=lambda f: torch.save(obj, f), mkdir=mkdir)
@@ -185,60 +190,71 @@ class History(Callback):
     def after_fit(self):
         if self._open: self._close(partial=True) # interrupted or cancelled inside an epoch: keep its batches
 
-    def _close(self, partial=False):
-        t, rec, n = self.trainer, self._rec, sum(self._bs)
-        losses = torch.stack(self._loss).cpu().tolist() if self._loss else []
-        pens = [None if p is None else float(p) for p in self._pen]
-        for i, (l, p, lr, eps) in enumerate(zip(losses, pens, self._lr, self._eps)):
-            b = {'epoch': rec['epoch'], 'step': t.step - len(losses) + i + 1, 'loss': l, 'lr': lr}
-            if p is not None: b['penalty'] = p
-            if eps is not None: b['eps'] = eps
-            self.batches.append(b)
-        if n:
-            rec['train_loss'] = sum(l * b for l, b in zip(losses, self._bs)) / n
-            if t.loss_name != 'adversarial': rec['train_acc'] = float(self._correct) / n
-            if t.loss_name != 'natural': rec['train_adv_acc'] = float(self._correct_adv) / n
-            if any(p is not None for p in pens): rec['train_penalty'] = sum(p or 0. for p in pens) / len(pens)
-            rec['lr'] = self._lr[-1]
-            if self._eps[-1] is not None: rec['eps'] = self._eps[-1]
-        rec['n'] = n
-        if partial: rec['partial'] = True
-        rec['time'] = time.perf_counter() - self._t0
-        self.epochs.append(rec); self._open = False
+# %% ../nbs/04_train.ipynb #15790faf
+@patch
+def _close(self:History, partial=False):
+    t, rec, n = self.trainer, self._rec, sum(self._bs)
+    losses = torch.stack(self._loss).cpu().tolist() if self._loss else []
+    pens = [None if p is None else float(p) for p in self._pen]
+    for i, (l, p, lr, eps) in enumerate(zip(losses, pens, self._lr, self._eps)):
+        b = {'epoch': rec['epoch'], 'step': t.step - len(losses) + i + 1, 'loss': l, 'lr': lr}
+        if p is not None: b['penalty'] = p
+        if eps is not None: b['eps'] = eps
+        self.batches.append(b)
+    if n:
+        rec['train_loss'] = sum(l * b for l, b in zip(losses, self._bs)) / n
+        if t.loss_name != 'adversarial': rec['train_acc'] = float(self._correct) / n
+        if t.loss_name != 'natural': rec['train_adv_acc'] = float(self._correct_adv) / n
+        if any(p is not None for p in pens): rec['train_penalty'] = sum(p or 0. for p in pens) / len(pens)
+        rec['lr'] = self._lr[-1]
+        if self._eps[-1] is not None: rec['eps'] = self._eps[-1]
+    rec['n'] = n
+    if partial: rec['partial'] = True
+    rec['time'] = time.perf_counter() - self._t0
+    self.epochs.append(rec); self._open = False
 
-    def log(self, **metrics):
-        "Add per-epoch metrics to the current epoch's record (or the last one between epochs)."
-        rec = self._rec if self._rec is not None else (self.epochs[-1] if self.epochs else None)
-        if rec is None: raise RuntimeError("History.log: no epoch has started yet")
-        rec.update(metrics)
+# %% ../nbs/04_train.ipynb #cbc3f3ba
+@patch
+def log(self:History, **metrics):
+    "Add per-epoch metrics to the current epoch's record (or the last one between epochs)."
+    rec = self._rec if self._rec is not None else (self.epochs[-1] if self.epochs else None)
+    if rec is None: raise RuntimeError("History.log: no epoch has started yet")
+    rec.update(metrics)
 
-    def __getitem__(self, key:str) -> list:
-        "Per-epoch values of `key` (None where an epoch lacks it), e.g. `history['train_loss']`."
-        return [r.get(key) for r in self.epochs]
+@patch
+def __getitem__(self:History, key:str) -> list:
+    "Per-epoch values of `key` (None where an epoch lacks it), e.g. `history['train_loss']`."
+    return [r.get(key) for r in self.epochs]
 
-    def state_dict(self): return {'batches': copy.deepcopy(self.batches), 'epochs': copy.deepcopy(self.epochs)}
-    def load_state_dict(self, state):
-        self.batches, self.epochs = copy.deepcopy(state['batches']), copy.deepcopy(state['epochs'])
-        self._rec, self._open = None, False
+@patch
+def state_dict(self:History): return {'batches': copy.deepcopy(self.batches), 'epochs': copy.deepcopy(self.epochs)}
 
-    def plot(self, title:str|None=None):
-        "Plotly figure: per-batch loss, per-epoch accuracies (train and any `test_*acc` logged), learning rate."
-        from plotly.subplots import make_subplots
-        import plotly.graph_objects as go
-        fig = make_subplots(rows=1, cols=3, subplot_titles=('loss per batch', 'accuracy per epoch', 'learning rate'))
-        steps = [b['step'] for b in self.batches]
-        fig.add_trace(go.Scatter(x=steps, y=[b['loss'] for b in self.batches], name='train loss', mode='lines'), 1, 1)
-        ep = [r['epoch'] for r in self.epochs]
-        keys = [k for k in dict.fromkeys(k for r in self.epochs for k in r) if k.endswith('acc')]
-        for k in keys:
-            fig.add_trace(go.Scatter(x=ep, y=self[k], name=k, mode='lines+markers'), 1, 2)
-        fig.add_trace(go.Scatter(x=steps, y=[b['lr'] for b in self.batches], name='lr', mode='lines'), 1, 3)
-        fig.update_xaxes(title_text='step', row=1, col=1); fig.update_xaxes(title_text='epoch', row=1, col=2)
-        fig.update_xaxes(title_text='step', row=1, col=3); fig.update_yaxes(range=[0, 1.02], row=1, col=2)
-        fig.update_layout(height=340, width=1000, title=title, margin=dict(t=60, b=40, l=40, r=20))
-        return fig
+@patch
+def load_state_dict(self:History, state):
+    self.batches, self.epochs = copy.deepcopy(state['batches']), copy.deepcopy(state['epochs'])
+    self._rec, self._open = None, False
 
-    def __repr__(self): return f"History({len(self.epochs)} epochs, {len(self.batches)} batches)"
+@patch
+def __repr__(self:History): return f"History({len(self.epochs)} epochs, {len(self.batches)} batches)"
+
+# %% ../nbs/04_train.ipynb #36d1cb13
+@patch
+def plot(self:History, title:str|None=None):
+    "Plotly figure: per-batch loss, per-epoch accuracies (train and any `test_*acc` logged), learning rate."
+    from plotly.subplots import make_subplots
+    import plotly.graph_objects as go
+    fig = make_subplots(rows=1, cols=3, subplot_titles=('loss per batch', 'accuracy per epoch', 'learning rate'))
+    steps = [b['step'] for b in self.batches]
+    fig.add_trace(go.Scatter(x=steps, y=[b['loss'] for b in self.batches], name='train loss', mode='lines'), 1, 1)
+    ep = [r['epoch'] for r in self.epochs]
+    keys = [k for k in dict.fromkeys(k for r in self.epochs for k in r) if k.endswith('acc')]
+    for k in keys:
+        fig.add_trace(go.Scatter(x=ep, y=self[k], name=k, mode='lines+markers'), 1, 2)
+    fig.add_trace(go.Scatter(x=steps, y=[b['lr'] for b in self.batches], name='lr', mode='lines'), 1, 3)
+    fig.update_xaxes(title_text='step', row=1, col=1); fig.update_xaxes(title_text='epoch', row=1, col=2)
+    fig.update_xaxes(title_text='step', row=1, col=3); fig.update_yaxes(range=[0, 1.02], row=1, col=2)
+    fig.update_layout(height=340, width=1000, title=title, margin=dict(t=60, b=40, l=40, r=20))
+    return fig
 
 # %% ../nbs/04_train.ipynb #c419d5e5
 @dataclasses.dataclass(frozen=True)
@@ -805,6 +821,7 @@ class ProgressBar(Callback):
     def after_fit(self):
         if self.bar is not None: self.bar.close(); self.bar = None
 
+# %% ../nbs/04_train.ipynb #76a921a6
 class Checkpoint(Callback):
     """Save the full training state to `path` (atomically) every `every` epochs and after the last one;
     with `resume=True`, `fit` first continues from `path` if it exists (refused if `config` or the run differs)."""
