@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_train.ipynb #e2d7ae29
 from __future__ import annotations
-import contextlib, copy, dataclasses, math, os, random, signal, sys, tempfile, threading, time, warnings
+import contextlib, copy, dataclasses, functools, json, math, random, signal, sys, threading, time, warnings
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -12,14 +12,16 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from fastcore.basics import patch
 
+from .checks import check_int, check_number, check_choice, atomic_write
 from .evaluation import evaluate
 
 # %% auto #0
-__all__ = ['LOSSES', 'OPTIMIZERS', 'SCHEDULES', 'ATTACK_MODES', 'EVENTS', 'Schedule', 'eps_fraction', 'scale_attack',
-           'seed_everything', 'rng_state', 'set_rng_state', 'atomic_save', 'CancelBatchException',
-           'CancelEpochException', 'CancelFitException', 'Callback', 'History', 'Trainer', 'EvalCallback',
-           'ProgressBar', 'Checkpoint', 'fit']
+__all__ = ['LOSSES', 'OPTIMIZERS', 'SCHEDULES', 'ATTACK_MODES', 'EVENTS', 'CHECKPOINT_FORMAT', 'Schedule', 'eps_fraction',
+           'scale_attack', 'seed_everything', 'rng_state', 'set_rng_state', 'atomic_save', 'CancelBatchException',
+           'CancelEpochException', 'CancelFitException', 'Callback', 'History', 'TrainConfig', 'Trainer',
+           'fingerprint_diff', 'EvalCallback', 'ProgressBar', 'Checkpoint', 'fit']
 
 # %% ../nbs/04_train.ipynb #af1b5bd8
 LOSSES = ('natural', 'adversarial', 'mixed')
@@ -60,20 +62,23 @@ class Schedule:
         self.warmup_steps, self.milestones, self.step_size = int(warmup_steps), milestones, step_size
         self.gamma, self.pct_start = float(gamma), float(pct_start)
 
-    def __call__(self, t:int) -> float:
-        n, T, e = self.name, self.total_steps, t // self.steps_per_epoch
-        if n == 'constant': f = 1.0
-        elif n == 'step': f = self.gamma ** (e // self.step_size)
-        elif n == 'multistep': f = self.gamma ** sum(e >= m for m in self.milestones)
-        elif n == 'cosine': f = 0.5 * (1 + math.cos(math.pi * min(t, T) / T))
-        elif n == 'linear': f = max(0.0, 1 - t / T)
-        else: # onecycle, evaluated at mid-step so neither end has lr exactly 0
-            u, p = (t + 0.5) / T, self.pct_start
-            f = u / p if u < p else max(0.0, (1 - u) / (1 - p))
-        if self.warmup_steps: f *= min(1.0, (t + 1) / self.warmup_steps)
-        return f
+# %% ../nbs/04_train.ipynb #69d43f25
+@patch
+def __call__(self:Schedule, t:int) -> float:
+    n, T, e = self.name, self.total_steps, t // self.steps_per_epoch
+    if n == 'constant': f = 1.0
+    elif n == 'step': f = self.gamma ** (e // self.step_size)
+    elif n == 'multistep': f = self.gamma ** sum(e >= m for m in self.milestones)
+    elif n == 'cosine': f = 0.5 * (1 + math.cos(math.pi * min(t, T) / T))
+    elif n == 'linear': f = max(0.0, 1 - t / T)
+    else: # onecycle, evaluated at mid-step so neither end has lr exactly 0
+        u, p = (t + 0.5) / T, self.pct_start
+        f = u / p if u < p else max(0.0, (1 - u) / (1 - p))
+    if self.warmup_steps: f *= min(1.0, (t + 1) / self.warmup_steps)
+    return f
 
-    def __repr__(self): return f"Schedule({self.name!r}, total_steps={self.total_steps}, warmup_steps={self.warmup_steps})"
+@patch
+def __repr__(self:Schedule): return f"Schedule({self.name!r}, total_steps={self.total_steps}, warmup_steps={self.warmup_steps})"
 
 # %% ../nbs/04_train.ipynb #e5a7d34d
 def eps_fraction(step:int, warmup_steps:int) -> float:
@@ -109,6 +114,7 @@ def seed_everything(seed:int, loader=None):
     random.seed(int(seed)); np.random.seed(int(seed) % 2**32); torch.manual_seed(int(seed))
     for g in _loader_generators(loader): g.manual_seed(int(seed))
 
+# %% ../nbs/04_train.ipynb #8cbde4ac
 def rng_state(loader=None) -> dict:
     "Snapshot of all RNG states (Python, NumPy, torch CPU/CUDA, `loader`'s generators) as weights-only-loadable data."
     name, keys, pos, has_gauss, cached = np.random.get_state()
@@ -134,20 +140,10 @@ def set_rng_state(state:dict, loader=None):
                          f"the train loader has {len(gens)}: was it built the same way?")
     for g, s in zip(gens, state['loader']): g.set_state(s.cpu())
 
-def atomic_save(obj, path) -> Path:
-    "`torch.save(obj)` to a temporary file beside `path`, then `os.replace`: `path` is either the old or the new file."
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            torch.save(obj, f)
-            f.flush(); os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
-        raise
-    return path
+# %% ../nbs/04_train.ipynb #5a54b680
+def atomic_save(obj, path, *, mkdir:bool=True) -> Path:
+    "`torch.save(obj)` through `checks.atomic_write`: `path` is either the old or the new file, never half of one."
+    return atomic_write(path, writer=lambda f: torch.save(obj, f), mkdir=mkdir)
 
 # %% ../nbs/04_train.ipynb #8ac93476
 class CancelBatchException(Exception):
@@ -194,60 +190,198 @@ class History(Callback):
     def after_fit(self):
         if self._open: self._close(partial=True) # interrupted or cancelled inside an epoch: keep its batches
 
-    def _close(self, partial=False):
-        t, rec, n = self.trainer, self._rec, sum(self._bs)
-        losses = torch.stack(self._loss).cpu().tolist() if self._loss else []
-        pens = [None if p is None else float(p) for p in self._pen]
-        for i, (l, p, lr, eps) in enumerate(zip(losses, pens, self._lr, self._eps)):
-            b = {'epoch': rec['epoch'], 'step': t.step - len(losses) + i + 1, 'loss': l, 'lr': lr}
-            if p is not None: b['penalty'] = p
-            if eps is not None: b['eps'] = eps
-            self.batches.append(b)
-        if n:
-            rec['train_loss'] = sum(l * b for l, b in zip(losses, self._bs)) / n
-            if t.loss_name != 'adversarial': rec['train_acc'] = float(self._correct) / n
-            if t.loss_name != 'natural': rec['train_adv_acc'] = float(self._correct_adv) / n
-            if any(p is not None for p in pens): rec['train_penalty'] = sum(p or 0. for p in pens) / len(pens)
-            rec['lr'] = self._lr[-1]
-            if self._eps[-1] is not None: rec['eps'] = self._eps[-1]
-        rec['n'] = n
-        if partial: rec['partial'] = True
-        rec['time'] = time.perf_counter() - self._t0
-        self.epochs.append(rec); self._open = False
+# %% ../nbs/04_train.ipynb #15790faf
+@patch
+def _close(self:History, partial=False):
+    t, rec, n = self.trainer, self._rec, sum(self._bs)
+    losses = torch.stack(self._loss).cpu().tolist() if self._loss else []
+    pens = [None if p is None else float(p) for p in self._pen]
+    for i, (l, p, lr, eps) in enumerate(zip(losses, pens, self._lr, self._eps)):
+        b = {'epoch': rec['epoch'], 'step': t.step - len(losses) + i + 1, 'loss': l, 'lr': lr}
+        if p is not None: b['penalty'] = p
+        if eps is not None: b['eps'] = eps
+        self.batches.append(b)
+    if n:
+        rec['train_loss'] = sum(l * b for l, b in zip(losses, self._bs)) / n
+        if t.loss_name != 'adversarial': rec['train_acc'] = float(self._correct) / n
+        if t.loss_name != 'natural': rec['train_adv_acc'] = float(self._correct_adv) / n
+        if any(p is not None for p in pens): rec['train_penalty'] = sum(p or 0. for p in pens) / len(pens)
+        rec['lr'] = self._lr[-1]
+        if self._eps[-1] is not None: rec['eps'] = self._eps[-1]
+    rec['n'] = n
+    if partial: rec['partial'] = True
+    rec['time'] = time.perf_counter() - self._t0
+    self.epochs.append(rec); self._open = False
 
-    def log(self, **metrics):
-        "Add per-epoch metrics to the current epoch's record (or the last one between epochs)."
-        rec = self._rec if self._rec is not None else (self.epochs[-1] if self.epochs else None)
-        if rec is None: raise RuntimeError("History.log: no epoch has started yet")
-        rec.update(metrics)
+# %% ../nbs/04_train.ipynb #cbc3f3ba
+@patch
+def log(self:History, **metrics):
+    "Add per-epoch metrics to the current epoch's record (or the last one between epochs)."
+    rec = self._rec if self._rec is not None else (self.epochs[-1] if self.epochs else None)
+    if rec is None: raise RuntimeError("History.log: no epoch has started yet")
+    rec.update(metrics)
 
-    def __getitem__(self, key:str) -> list:
-        "Per-epoch values of `key` (None where an epoch lacks it), e.g. `history['train_loss']`."
-        return [r.get(key) for r in self.epochs]
+@patch
+def __getitem__(self:History, key:str) -> list:
+    "Per-epoch values of `key` (None where an epoch lacks it), e.g. `history['train_loss']`."
+    return [r.get(key) for r in self.epochs]
 
-    def state_dict(self): return {'batches': copy.deepcopy(self.batches), 'epochs': copy.deepcopy(self.epochs)}
-    def load_state_dict(self, state):
-        self.batches, self.epochs = copy.deepcopy(state['batches']), copy.deepcopy(state['epochs'])
-        self._rec, self._open = None, False
+@patch
+def state_dict(self:History): return {'batches': copy.deepcopy(self.batches), 'epochs': copy.deepcopy(self.epochs)}
 
-    def plot(self, title:str|None=None):
-        "Plotly figure: per-batch loss, per-epoch accuracies (train and any `test_*acc` logged), learning rate."
-        from plotly.subplots import make_subplots
-        import plotly.graph_objects as go
-        fig = make_subplots(rows=1, cols=3, subplot_titles=('loss per batch', 'accuracy per epoch', 'learning rate'))
-        steps = [b['step'] for b in self.batches]
-        fig.add_trace(go.Scatter(x=steps, y=[b['loss'] for b in self.batches], name='train loss', mode='lines'), 1, 1)
-        ep = [r['epoch'] for r in self.epochs]
-        keys = [k for k in dict.fromkeys(k for r in self.epochs for k in r) if k.endswith('acc')]
-        for k in keys:
-            fig.add_trace(go.Scatter(x=ep, y=self[k], name=k, mode='lines+markers'), 1, 2)
-        fig.add_trace(go.Scatter(x=steps, y=[b['lr'] for b in self.batches], name='lr', mode='lines'), 1, 3)
-        fig.update_xaxes(title_text='step', row=1, col=1); fig.update_xaxes(title_text='epoch', row=1, col=2)
-        fig.update_xaxes(title_text='step', row=1, col=3); fig.update_yaxes(range=[0, 1.02], row=1, col=2)
-        fig.update_layout(height=340, width=1000, title=title, margin=dict(t=60, b=40, l=40, r=20))
-        return fig
+@patch
+def load_state_dict(self:History, state):
+    self.batches, self.epochs = copy.deepcopy(state['batches']), copy.deepcopy(state['epochs'])
+    self._rec, self._open = None, False
 
-    def __repr__(self): return f"History({len(self.epochs)} epochs, {len(self.batches)} batches)"
+@patch
+def __repr__(self:History): return f"History({len(self.epochs)} epochs, {len(self.batches)} batches)"
+
+# %% ../nbs/04_train.ipynb #36d1cb13
+@patch
+def plot(self:History, title:str|None=None):
+    "Plotly figure: per-batch loss, per-epoch accuracies (train and any `test_*acc` logged), learning rate."
+    from plotly.subplots import make_subplots
+    import plotly.graph_objects as go
+    fig = make_subplots(rows=1, cols=3, subplot_titles=('loss per batch', 'accuracy per epoch', 'learning rate'))
+    steps = [b['step'] for b in self.batches]
+    fig.add_trace(go.Scatter(x=steps, y=[b['loss'] for b in self.batches], name='train loss', mode='lines'), 1, 1)
+    ep = [r['epoch'] for r in self.epochs]
+    keys = [k for k in dict.fromkeys(k for r in self.epochs for k in r) if k.endswith('acc')]
+    for k in keys:
+        fig.add_trace(go.Scatter(x=ep, y=self[k], name=k, mode='lines+markers'), 1, 2)
+    fig.add_trace(go.Scatter(x=steps, y=[b['lr'] for b in self.batches], name='lr', mode='lines'), 1, 3)
+    fig.update_xaxes(title_text='step', row=1, col=1); fig.update_xaxes(title_text='epoch', row=1, col=2)
+    fig.update_xaxes(title_text='step', row=1, col=3); fig.update_yaxes(range=[0, 1.02], row=1, col=2)
+    fig.update_layout(height=340, width=1000, title=title, margin=dict(t=60, b=40, l=40, r=20))
+    return fig
+
+# %% ../nbs/04_train.ipynb #c419d5e5
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    "The settings of a training run (all but model, data, callbacks and device); validated and normalized on creation."
+    epochs:int=1 # length of the run (schedules and checkpoints refer to it)
+    loss:str='natural' # 'natural', 'adversarial' or 'mixed'
+    attack:Callable|None=None # attack spec `attack(model, x, y) -> x_adv` (e.g. `PGD`, `FGSM`); needed unless natural
+    adv_weight:float=0.5 # `mixed`: weight w of the adversarial term, (1-w) on the clean one
+    attack_mode:str='eval' # model mode while crafting training attacks: 'eval' or 'train' (ATMC)
+    eps_warmup:float=0 # linear ramp of the attack's eps (and alpha) over this many epochs/steps
+    eps_warmup_unit:str='epoch' # unit of `eps_warmup`: 'epoch' or 'step'
+    opt:str|Callable='sgd' # 'sgd', 'adam', 'adamw' or a callable `opt(params, lr=lr) -> Optimizer`
+    lr:float=0.05 # base (peak) learning rate
+    momentum:float=0.9 # SGD momentum
+    nesterov:bool=False # SGD Nesterov momentum
+    weight_decay:float=5e-4 # L2 weight decay (decoupled for adamw)
+    schedule:str='constant' # one of `SCHEDULES`
+    warmup:float=0 # linear learning-rate warm-up, in epochs (fractions allowed)
+    milestones:tuple|None=None # `multistep` epochs (default: 50% and 75% of `epochs`)
+    step_size:int|None=None # `step`: epochs between decays (default: epochs // 3)
+    gamma:float=0.1 # `step`/`multistep` decay factor
+    pct_start:float=0.3 # `onecycle`: fraction of the run going up
+    loss_fn:Callable|None=None # `loss_fn(logits, y) -> scalar`; default cross-entropy
+    amp:bool|str=False # mixed precision on CUDA: True/'bf16' or 'fp16' (GradScaler); a no-op on CPU
+    seed:int|None=None # seeds random, numpy, torch and the loader's generator when fit starts
+    def __post_init__(self): _validate_config(self)
+
+# %% ../nbs/04_train.ipynb #c019adeb
+_AMP = {False: False, None: False, True: 'bf16', 'bf16': 'bf16', 'bfloat16': 'bf16', 'fp16': 'fp16', 'float16': 'fp16'}
+
+def _validate_config(c:TrainConfig):
+    "Check every field of `c` and store normalized values (plain floats/ints, a milestone tuple, amp as 'bf16'/'fp16'/False)."
+    check_choice(c.loss, 'loss', LOSSES)
+    if c.loss == 'natural' and c.attack is not None:
+        raise ValueError("attack is only used by loss='adversarial' or 'mixed'; pass loss='adversarial'/'mixed' or drop the attack")
+    if c.loss != 'natural' and c.attack is None: raise ValueError(f"loss={c.loss!r} needs an attack, e.g. attack=PGD(eps, alpha, steps)")
+    if c.attack is not None and not callable(c.attack):
+        raise TypeError(f"attack must be callable as attack(model, x, y), got {type(c.attack).__name__}")
+    check_choice(c.attack_mode, 'attack_mode', ATTACK_MODES); check_choice(c.eps_warmup_unit, 'eps_warmup_unit', ('epoch', 'step'))
+    check_choice(c.schedule, 'schedule', SCHEDULES)
+    if not (c.opt in OPTIMIZERS if isinstance(c.opt, str) else callable(c.opt)):
+        raise ValueError(f"opt must be one of {', '.join(map(repr, OPTIMIZERS))} or a callable opt(params, lr=lr), got {c.opt!r}")
+    if not isinstance(c.nesterov, bool): raise TypeError(f"nesterov must be a bool, got {c.nesterov!r}")
+    if c.loss_fn is not None and not callable(c.loss_fn): raise TypeError(f"loss_fn must be callable or None, got {c.loss_fn!r}")
+    if not isinstance(c.amp, (str, bool, type(None))) or c.amp not in _AMP:
+        raise ValueError(f"amp must be False, True, 'bf16' or 'fp16', got {c.amp!r}")
+    ms = c.milestones
+    if ms is not None:
+        ms = tuple(check_int(m, 'milestones', 1, what=' (epochs)') for m in (ms if isinstance(ms, (list, tuple)) else [ms]))
+        if list(ms) != sorted(set(ms)): raise ValueError(f"milestones must be increasing epoch numbers >= 1, got {c.milestones!r}")
+    for k, v in dict(epochs=check_int(c.epochs, 'epochs', 1), adv_weight=check_number(c.adv_weight, 'adv_weight', 0, 1),
+                     eps_warmup=check_number(c.eps_warmup, 'eps_warmup', 0), lr=check_number(c.lr, 'lr', 0, lo_open=True),
+                     momentum=check_number(c.momentum, 'momentum', 0, 1, hi_open=True), milestones=ms,
+                     weight_decay=check_number(c.weight_decay, 'weight_decay', 0), warmup=check_number(c.warmup, 'warmup', 0, what=' epochs'),
+                     step_size=check_int(c.step_size, 'step_size', 1, none_ok=True), gamma=check_number(c.gamma, 'gamma', 0, 1, lo_open=True),
+                     pct_start=check_number(c.pct_start, 'pct_start', 0, 1, lo_open=True, hi_open=True),
+                     seed=check_int(c.seed, 'seed', 0, none_ok=True), amp=_AMP[c.amp]).items():
+        object.__setattr__(c, k, v)   # frozen dataclass: normalized once, here
+    if c.nesterov and c.momentum == 0: raise ValueError("nesterov=True needs momentum > 0")
+    if c.eps_warmup and getattr(c.attack, 'eps', None) is None:
+        raise ValueError("eps_warmup needs an attack spec with an `eps` attribute (loss='adversarial' or 'mixed')")
+
+# %% ../nbs/04_train.ipynb #0d6296fb
+def _qualname(f) -> str:
+    "A stable name of a callable or class, `module.qualname` (no memory address), for records and comparisons."
+    if isinstance(f, functools.partial): return f"partial({_qualname(f.func)})"
+    o = f if isinstance(f, type) or hasattr(f, '__qualname__') else type(f)
+    return f"{getattr(o, '__module__', None) or '?'}.{o.__qualname__}"
+
+def _attack_name(attack) -> str:
+    try: p = getattr(attack, 'protocol', None)
+    except NotImplementedError: p = None
+    if isinstance(p, dict) and 'name' in p: return str(p['name'])
+    return getattr(attack, 'name', None) or type(attack).__name__
+
+def _jsonable(obj, name:str, strict:bool=True):
+    "`obj` after a JSON round trip; strict: `TypeError` naming `name` if it is not JSON data, else odd values by name."
+    fallback = None if strict else (lambda o: o.tolist() if hasattr(o, 'tolist') else _qualname(o))
+    try: return json.loads(json.dumps(obj, allow_nan=False, default=fallback))
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"{name} must be JSON data (dicts, lists, strings, finite numbers, bools, None): {e}") from None
+
+# %% ../nbs/04_train.ipynb #0f0c11ff
+@patch
+def as_dict(self:TrainConfig) -> dict:
+    "JSON record of every field: the attack as its name and protocol, callables by their qualified names."
+    d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+    a = self.attack
+    try: proto = getattr(a, 'protocol', None)
+    except NotImplementedError: proto = None
+    d['attack'] = None if a is None else {'name': _attack_name(a), **proto} if isinstance(proto, dict) else {'name': _qualname(a)}
+    d.update(opt=self.opt if isinstance(self.opt, str) else _qualname(self.opt),
+             loss_fn=None if self.loss_fn is None else _qualname(self.loss_fn))
+    return _jsonable(d, 'TrainConfig', strict=False)
+
+@patch
+def __getitem__(self:TrainConfig, key:str):
+    "Read a field like a dict entry (`config['lr']`), as the settings dict this class replaced was read."
+    if key not in {f.name for f in dataclasses.fields(self)}: raise KeyError(key)
+    return getattr(self, key)
+
+# %% ../nbs/04_train.ipynb #2f1f31e0
+@patch
+def schedule_for(self:TrainConfig, steps_per_epoch:int) -> Schedule:
+    "The learning-rate `Schedule` of this run for a loader of `steps_per_epoch` batches."
+    n = steps_per_epoch
+    return Schedule(self.schedule, total_steps=self.epochs * n, steps_per_epoch=n, warmup_steps=int(round(self.warmup * n)),
+                    milestones=self.milestones, step_size=self.step_size, gamma=self.gamma, pct_start=self.pct_start)
+
+@patch
+def eps_warmup_steps(self:TrainConfig, steps_per_epoch:int) -> int:
+    "Length of the eps ramp in optimizer steps."
+    return int(round(self.eps_warmup * (steps_per_epoch if self.eps_warmup_unit == 'epoch' else 1)))
+
+@patch
+def make_optimizer(self:TrainConfig, params:Iterable) -> torch.optim.Optimizer:
+    "The optimizer `opt` over `params`, with this configuration's learning rate, momentum and weight decay."
+    params = list(params)
+    if not params: raise ValueError("no parameters to optimize")
+    kw = dict(lr=self.lr, weight_decay=self.weight_decay)
+    if self.opt == 'sgd': return torch.optim.SGD(params, momentum=self.momentum, nesterov=self.nesterov, **kw)
+    if self.opt == 'adam': return torch.optim.Adam(params, **kw)
+    if self.opt == 'adamw': return torch.optim.AdamW(params, **kw)
+    o = self.opt(params, lr=self.lr)
+    if not isinstance(o, torch.optim.Optimizer): raise TypeError(f"opt(params, lr=lr) must return a torch.optim.Optimizer, got {type(o).__name__}")
+    return o
 
 # %% ../nbs/04_train.ipynb #649821fd
 @contextlib.contextmanager
@@ -272,287 +406,361 @@ def _pick_device(device) -> torch.device:
     return d
 
 def _amp_dtype(amp, device:torch.device):
-    "The autocast dtype for `amp` (False/None, True (= bf16), 'bf16', 'fp16') on `device`; None on CPU (no-op)."
-    names = {'bf16': torch.bfloat16, 'bfloat16': torch.bfloat16, 'fp16': torch.float16, 'float16': torch.float16}
-    if amp in (None, False): return None
-    if amp is True: amp = 'bf16'
-    if amp not in names: raise ValueError(f"amp must be False, True, 'bf16' or 'fp16', got {amp!r}")
-    return names[amp] if device.type == 'cuda' else None
+    "The autocast dtype for a normalized `TrainConfig.amp` ('bf16', 'fp16' or False) on `device`; None on CPU (no-op)."
+    if not amp or device.type != 'cuda': return None
+    return torch.bfloat16 if amp == 'bf16' else torch.float16
 
-def _check(cond, msg):
-    if not cond: raise ValueError(msg)
+# %% ../nbs/04_train.ipynb #56c21fb1
+def _make_config(config, options:dict) -> TrainConfig:
+    "`config` (default `TrainConfig()`) with the keyword `options` replacing its fields; unknown options are a `TypeError`."
+    if config is not None and not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    fields = [f.name for f in dataclasses.fields(TrainConfig)]
+    bad = [k for k in options if k not in fields]
+    if bad: raise TypeError(f"unknown Trainer option(s) {', '.join(bad)}; the options are callbacks, device, params, "
+                            f"progress, run_config and the TrainConfig fields {', '.join(fields)}")
+    if config is None: return TrainConfig(**options)
+    return dataclasses.replace(config, **options) if options else config
+
+def _n_batches(loader) -> int:
+    try: n = len(loader)
+    except TypeError: raise TypeError("train_loader must have a length (a map-style DataLoader)") from None
+    if n < 1: raise ValueError("train_loader is empty")
+    return n
+
+def _check_callback(cb):
+    if not isinstance(cb, Callback): raise TypeError(f"callbacks must be Callback instances, got {type(cb).__name__}")
+    return cb
 
 # %% ../nbs/04_train.ipynb #b9625bc9
 class Trainer:
-    "Natural / adversarial / mixed training of `model` on `train_loader`, extensible by callbacks."
+    "Natural / adversarial / mixed training of `model` on `train_loader` as `config` says, extensible by callbacks."
     def __init__(self,
                  model:nn.Module, # inputs in [0, 1]; moved to `device`
                  train_loader, # yields (x, y); shuffled by a seeded generator for reproducible runs
+                 config:TrainConfig|None=None, # the run's settings (default: `TrainConfig()`)
                  *,
-                 epochs:int=1, # length of the run (schedules and checkpoints refer to it)
-                 loss:str='natural', # 'natural', 'adversarial' or 'mixed'
-                 attack=None, # attack spec `attack(model, x, y) -> x_adv` (e.g. `PGD`, `FGSM`); needed unless natural
-                 adv_weight:float=0.5, # `mixed`: weight w of the adversarial term, (1-w) on the clean one
-                 attack_mode:str='eval', # model mode while crafting training attacks: 'eval' or 'train' (ATMC)
-                 eps_warmup:float=0, # linear ramp of the attack's eps (and alpha) over this many epochs/steps
-                 eps_warmup_unit:str='epoch', # unit of `eps_warmup`: 'epoch' or 'step'
-                 opt:str|Callable='sgd', # 'sgd', 'adam', 'adamw' or a callable `opt(params, lr=lr) -> Optimizer`
-                 lr:float=0.05, # base (peak) learning rate
-                 momentum:float=0.9, # SGD momentum
-                 nesterov:bool=False, # SGD Nesterov momentum
-                 weight_decay:float=5e-4, # L2 weight decay (decoupled for adamw)
-                 schedule:str='constant', # one of `SCHEDULES`
-                 warmup:float=0, # linear learning-rate warm-up, in epochs (fractions allowed)
-                 milestones:Iterable[int]|None=None, # `multistep` epochs (default: 50% and 75% of `epochs`)
-                 step_size:int|None=None, # `step`: epochs between decays (default: epochs // 3)
-                 gamma:float=0.1, # `step`/`multistep` decay factor
-                 pct_start:float=0.3, # `onecycle`: fraction of the run going up
-                 loss_fn:Callable|None=None, # `loss_fn(logits, y) -> scalar`; default cross-entropy
-                 params:Iterable|None=None, # parameters to optimize; default: those of `model` requiring grad
-                 device=None, # None: CUDA when available, else CPU
-                 amp=False, # mixed precision on CUDA: True/'bf16' or 'fp16' (GradScaler); a no-op on CPU
-                 seed:int|None=None, # seeds random, numpy, torch and the loader's generator when fit starts
                  callbacks:Iterable[Callback]=(), # extra callbacks; a `History` is added unless given
+                 device=None, # None: CUDA when available, else CPU
+                 params:Iterable|None=None, # parameters to optimize; default: those of `model` requiring grad
                  progress:bool=False, # add a `ProgressBar`
+                 run_config:dict|None=None, # JSON facts about the run kept in checkpoints (data set, subset, method, budget...)
+                 **options, # `TrainConfig` fields (epochs=, loss=, attack=, lr=, ...), replacing those of `config`
                 ):
-        _check(isinstance(model, nn.Module), f"model must be a torch.nn.Module, got {type(model).__name__}")
-        _check(isinstance(epochs, (int, np.integer)) and not isinstance(epochs, bool) and epochs >= 1,
-               f"epochs must be an int >= 1, got {epochs!r}")
-        _check(loss in LOSSES, f"loss must be one of {LOSSES}, got {loss!r}")
-        if loss == 'natural':
-            _check(attack is None, "attack is only used by loss='adversarial' or 'mixed'; "
-                                   "pass loss='adversarial'/'mixed' or drop the attack")
-        else:
-            _check(attack is not None, f"loss={loss!r} needs an attack, e.g. attack=PGD(eps, alpha, steps)")
-            _check(callable(attack), f"attack must be callable as attack(model, x, y), got {type(attack).__name__}")
-        _check(isinstance(adv_weight, (int, float)) and 0 <= adv_weight <= 1, f"adv_weight must be in [0, 1], got {adv_weight!r}")
-        _check(attack_mode in ATTACK_MODES, f"attack_mode must be one of {ATTACK_MODES}, got {attack_mode!r}")
-        _check(eps_warmup_unit in ('epoch', 'step'), f"eps_warmup_unit must be 'epoch' or 'step', got {eps_warmup_unit!r}")
-        _check(isinstance(eps_warmup, (int, float)) and eps_warmup >= 0, f"eps_warmup must be >= 0, got {eps_warmup!r}")
-        if eps_warmup:
-            _check(attack is not None, "eps_warmup needs an attack (loss='adversarial' or 'mixed')")
-            _check(getattr(attack, 'eps', None) is not None, "eps_warmup needs an attack spec with an `eps` attribute")
-        _check(isinstance(opt, str) and opt in OPTIMIZERS or callable(opt) and not isinstance(opt, str),
-               f"opt must be one of {OPTIMIZERS} or a callable, got {opt!r}")
-        _check(isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr), f"lr must be > 0, got {lr!r}")
-        _check(0 <= momentum < 1, f"momentum must be in [0, 1), got {momentum!r}")
-        _check(not nesterov or momentum > 0, "nesterov=True needs momentum > 0")
-        _check(weight_decay >= 0, f"weight_decay must be >= 0, got {weight_decay!r}")
-        _check(warmup >= 0, f"warmup must be >= 0 epochs, got {warmup!r}")
-        try: n_batches = len(train_loader)
-        except TypeError: raise TypeError("train_loader must have a length (a map-style DataLoader)") from None
-        _check(n_batches >= 1, "train_loader is empty")
-        cbs = list(callbacks)
-        for cb in cbs: _check(isinstance(cb, Callback), f"callbacks must be Callback instances, got {type(cb).__name__}")
-
-        self.device = _pick_device(device)
-        self.amp_dtype = _amp_dtype(amp, self.device)
-        self.schedule = Schedule(schedule, total_steps=int(epochs) * n_batches, steps_per_epoch=n_batches,
-                                 warmup_steps=int(round(warmup * n_batches)), milestones=milestones,
-                                 step_size=step_size, gamma=gamma, pct_start=pct_start) # validates before anything changes
-        self.model, self.train_loader, self.epochs = model.to(self.device), train_loader, int(epochs)
-        self.loss_name, self.attack, self.adv_weight, self.attack_mode = loss, attack, float(adv_weight), attack_mode
-        self.loss_fn = loss_fn or F.cross_entropy
-        self.seed, self.steps_per_epoch = seed, n_batches
-        self.eps_warmup_steps = int(round(eps_warmup * (n_batches if eps_warmup_unit == 'epoch' else 1)))
-        params = [p for p in model.parameters() if p.requires_grad] if params is None else list(params)
-        _check(len(params) > 0, "no parameters to optimize")
-        if opt == 'sgd': self.opt = torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay)
-        elif opt == 'adam': self.opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-        elif opt == 'adamw': self.opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-        else:
-            self.opt = opt(params, lr=lr)
-            _check(isinstance(self.opt, torch.optim.Optimizer), "opt(params, lr=lr) must return a torch.optim.Optimizer")
+        self.config = _make_config(config, options)
+        if not isinstance(model, nn.Module): raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        n, cbs = _n_batches(train_loader), [_check_callback(cb) for cb in callbacks]
+        self.run_config, self.device = _jsonable(run_config or {}, 'run_config'), _pick_device(device)
+        self.amp_dtype, self.schedule = _amp_dtype(self.config.amp, self.device), self.config.schedule_for(n)
+        self.model, self.train_loader, self.steps_per_epoch = model.to(self.device), train_loader, n
+        self.eps_warmup_steps = self.config.eps_warmup_steps(n)
+        self.opt = self.config.make_optimizer([p for p in model.parameters() if p.requires_grad] if params is None else params)
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, self.schedule)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype is torch.float16)
-        self.config = dict(epochs=self.epochs, loss=loss, adv_weight=self.adv_weight, attack_mode=attack_mode,
-                           attack=getattr(attack, 'protocol', None if attack is None else repr(attack)),
-                           eps_warmup_steps=self.eps_warmup_steps, opt=opt if isinstance(opt, str) else repr(opt),
-                           lr=float(lr), momentum=float(momentum), nesterov=bool(nesterov),
-                           weight_decay=float(weight_decay), schedule=schedule, warmup_steps=self.schedule.warmup_steps,
-                           steps_per_epoch=n_batches, seed=seed, amp=str(self.amp_dtype))
-        self.epoch, self.step = 0, 0
-        self._closing_epoch, self._in_epoch = False, False
-        self.interrupted = self.cancelled = False
-        self.x = self.y = self.x_adv = self.out = self.out_adv = self.loss = None
-        self.penalties, self.lr, self.eps = {}, self.opt.param_groups[0]['lr'], None
-        self.callbacks = []
+        self.epoch, self.step, self.last_checkpoint, self.callbacks = 0, 0, None, []
+        self._closing_epoch = self._in_epoch = self.interrupted = self.cancelled = False
+        self.x = self.y = self.x_adv = self.out = self.out_adv = self.loss = self.eps = None
+        self.penalties, self.lr = {}, self.opt.param_groups[0]['lr']
         if not any(isinstance(cb, History) for cb in cbs): cbs.insert(0, History())
         if progress and not any(isinstance(cb, ProgressBar) for cb in cbs): cbs.append(ProgressBar())
         for cb in cbs: self.add_callback(cb)
 
-    # ---- callbacks ----
-    def add_callback(self, cb:Callback) -> Callback:
-        "Attach `cb` (kept sorted by `order`, stable)."
-        _check(isinstance(cb, Callback), f"callbacks must be Callback instances, got {type(cb).__name__}")
-        cb.trainer = self
-        self.callbacks.append(cb)
-        self.callbacks.sort(key=lambda c: c.order)
-        return cb
+    epochs = property(lambda self: self.config.epochs, doc="Length of the run in epochs (`config.epochs`).")
+    loss_name = property(lambda self: self.config.loss, doc="'natural', 'adversarial' or 'mixed' (`config.loss`).")
+    attack = property(lambda self: self.config.attack, doc="The training attack spec (`config.attack`).")
+    adv_weight = property(lambda self: self.config.adv_weight, doc="Weight of the adversarial term of the mixed loss.")
+    attack_mode = property(lambda self: self.config.attack_mode, doc="Model mode while crafting training attacks.")
+    seed = property(lambda self: self.config.seed, doc="The run's seed (`config.seed`).")
+    loss_fn = property(lambda self: self.config.loss_fn or F.cross_entropy, doc="`loss_fn(logits, y)` (default cross-entropy).")
 
-    def remove_callback(self, cb:Callback):
-        "Detach `cb`."
-        self.callbacks.remove(cb); cb.trainer = None
+# %% ../nbs/04_train.ipynb #61edb587
+@patch
+def add_callback(self:Trainer, cb:Callback) -> Callback:
+    "Attach `cb` (kept sorted by `order`, stable)."
+    _check_callback(cb).trainer = self
+    self.callbacks.append(cb)
+    self.callbacks.sort(key=lambda c: c.order)
+    return cb
 
-    @property
-    def history(self) -> History:
-        "The trainer's `History` callback."
-        return next(cb for cb in self.callbacks if isinstance(cb, History))
+@patch
+def remove_callback(self:Trainer, cb:Callback):
+    "Detach `cb`."
+    self.callbacks.remove(cb); cb.trainer = None
 
-    def _event(self, name:str):
-        for cb in list(self.callbacks):
-            f = getattr(cb, name, None)
-            if f is not None: f()
+@patch(as_prop=True)
+def history(self:Trainer) -> History:
+    "The trainer's `History` callback."
+    return next(cb for cb in self.callbacks if isinstance(cb, History))
 
-    def add_penalty(self, value:torch.Tensor, name:str='penalty'):
-        "In `after_loss`: add a scalar penalty term to this batch's objective (several calls with one name add up)."
-        self.penalties[name] = self.penalties[name] + value if name in self.penalties else value
+@patch
+def _event(self:Trainer, name:str):
+    for cb in list(self.callbacks):
+        f = getattr(cb, name, None)
+        if f is not None: f()
 
-    # ---- the loop ----
-    @property
-    def epochs_done(self) -> int:
-        "Completed epochs (the current one counts as completed inside `after_epoch`)."
-        return self.epoch + int(self._closing_epoch)
+@patch
+def add_penalty(self:Trainer, value:torch.Tensor, name:str='penalty'):
+    "In `after_loss`: add a scalar penalty term to this batch's objective (several calls with one name add up)."
+    self.penalties[name] = self.penalties[name] + value if name in self.penalties else value
 
-    def current_attack(self):
-        "The training attack for the current step (eps scaled by the warm-up ramp); None for natural training."
-        if self.attack is None: return None
-        return scale_attack(self.attack, eps_fraction(self.step, self.eps_warmup_steps))
+# %% ../nbs/04_train.ipynb #bf610d8f
+@patch(as_prop=True)
+def epochs_done(self:Trainer) -> int:
+    "Completed epochs (the current one counts as completed inside `after_epoch`)."
+    return self.epoch + int(self._closing_epoch)
 
-    def _autocast(self):
-        if self.amp_dtype is None: return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+@patch
+def current_attack(self:Trainer):
+    "The training attack for the current step (eps scaled by the warm-up ramp); None for natural training."
+    if self.attack is None: return None
+    return scale_attack(self.attack, eps_fraction(self.step, self.eps_warmup_steps))
 
-    def _craft(self, x, y):
-        atk, was = self.current_attack(), self.model.training
-        self.eps = getattr(atk, 'eps', None)
-        self.model.train(self.attack_mode == 'train')
-        try:
-            # bf16 autocast also speeds up the attack; fp16 could underflow input gradients, so it crafts in fp32
-            with (self._autocast() if self.amp_dtype is torch.bfloat16 else contextlib.nullcontext()):
-                x_adv = atk(self.model, x, y)
-        finally: self.model.train(was)
-        return x_adv.detach().to(x.dtype)
+@patch
+def _autocast(self:Trainer):
+    if self.amp_dtype is None: return contextlib.nullcontext()
+    return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
 
-    def _do_batch(self, x, y):
-        self.x, self.y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-        self.x_adv = self.out = self.out_adv = None; self.penalties = {}
-        self._event('before_batch')
-        if self.loss_name != 'natural': self.x_adv = self._craft(self.x, self.y)
+@patch
+def _craft(self:Trainer, x, y):
+    atk, was = self.current_attack(), self.model.training
+    self.eps = getattr(atk, 'eps', None)
+    self.model.train(self.attack_mode == 'train')
+    try:
+        # bf16 autocast also speeds up the attack; fp16 could underflow input gradients, so it crafts in fp32
+        with (self._autocast() if self.amp_dtype is torch.bfloat16 else contextlib.nullcontext()):
+            x_adv = atk(self.model, x, y)
+    finally: self.model.train(was)
+    return x_adv.detach().to(x.dtype)
+
+# %% ../nbs/04_train.ipynb #08f27e81
+@patch
+def _do_batch(self:Trainer, x, y):
+    self.x, self.y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+    self.x_adv = self.out = self.out_adv = None; self.penalties = {}
+    self._event('before_batch')
+    if self.loss_name != 'natural': self.x_adv = self._craft(self.x, self.y)
+    self.model.train()
+    with self._autocast():
+        if self.loss_name != 'adversarial': self.out = self.model(self.x)
+        if self.x_adv is not None: self.out_adv = self.model(self.x_adv)
+        if self.loss_name == 'natural': loss = self.loss_fn(self.out, self.y)
+        elif self.loss_name == 'adversarial': loss = self.loss_fn(self.out_adv, self.y)
+        else: loss = ((1 - self.adv_weight) * self.loss_fn(self.out, self.y)
+                      + self.adv_weight * self.loss_fn(self.out_adv, self.y))
+    self.loss = loss.float()
+    self._event('after_loss')
+    total = self.loss + sum(self.penalties.values()) if self.penalties else self.loss
+    self.opt.zero_grad(set_to_none=True)
+    self.scaler.scale(total).backward()
+    if self.scaler.is_enabled(): self.scaler.unscale_(self.opt)
+    self._event('after_backward')
+    self.lr = self.opt.param_groups[0]['lr']
+    with _defer_interrupt(): # step + projections: all or nothing
+        self.scaler.step(self.opt); self.scaler.update()
+        self.sched.step(); self.step += 1
+        self._event('after_step')
+
+# %% ../nbs/04_train.ipynb #138d82e4
+@patch
+def _do_epoch(self:Trainer):
+    self._in_epoch = True
+    try:
+        self._event('before_epoch')
         self.model.train()
-        with self._autocast():
-            if self.loss_name != 'adversarial': self.out = self.model(self.x)
-            if self.x_adv is not None: self.out_adv = self.model(self.x_adv)
-            if self.loss_name == 'natural': loss = self.loss_fn(self.out, self.y)
-            elif self.loss_name == 'adversarial': loss = self.loss_fn(self.out_adv, self.y)
-            else: loss = ((1 - self.adv_weight) * self.loss_fn(self.out, self.y)
-                          + self.adv_weight * self.loss_fn(self.out_adv, self.y))
-        self.loss = loss.float()
-        self._event('after_loss')
-        total = self.loss + sum(self.penalties.values()) if self.penalties else self.loss
+        for self.batch_idx, (x, y) in enumerate(self.train_loader):
+            try: self._do_batch(x, y)
+            except CancelBatchException: pass
+    except CancelEpochException: pass
+    self._in_epoch, self._closing_epoch = False, True
+    try: self._event('after_epoch')
+    finally: self._closing_epoch = False
+    self.epoch += 1
+
+# %% ../nbs/04_train.ipynb #a0abbab3
+@patch
+def fit(self:Trainer) -> History:
+    """Train for the remaining epochs (all of them, unless a `Checkpoint` resumed a run); returns the `History`.
+    Ctrl-C / KeyboardInterrupt re-raises after `after_fit`, leaving the weights of the last completed step."""
+    if self.epoch == 0 and self.step == 0 and self.seed is not None: seed_everything(self.seed, self.train_loader)
+    self.interrupted = self.cancelled = False
+    req = [p.requires_grad for p in self.model.parameters()]
+    was_training = self.model.training
+    try:
+        try:
+            self._event('before_fit')
+            while self.epoch < self.epochs: self._do_epoch()
+        except CancelFitException: self.cancelled = True
+        except KeyboardInterrupt: self.interrupted = True
+        self._in_epoch = self._closing_epoch = False
+        self._event('after_fit')
+    finally:
+        # attacks flip requires_grad and modes; an interrupt may land anywhere: leave the model as it came
+        for p, r in zip(self.model.parameters(), req): p.requires_grad_(r)
+        self.model.train(was_training)
         self.opt.zero_grad(set_to_none=True)
-        self.scaler.scale(total).backward()
-        if self.scaler.is_enabled(): self.scaler.unscale_(self.opt)
-        self._event('after_backward')
-        self.lr = self.opt.param_groups[0]['lr']
-        with _defer_interrupt(): # step + projections: all or nothing
-            self.scaler.step(self.opt); self.scaler.update()
-            self.sched.step(); self.step += 1
-            self._event('after_step')
+        self._in_epoch = self._closing_epoch = False
+    if self.interrupted: raise KeyboardInterrupt("training interrupted; model holds the weights of the last completed step")
+    return self.history
 
-    def _do_epoch(self):
-        self._in_epoch = True
-        try:
-            self._event('before_epoch')
-            self.model.train()
-            for self.batch_idx, (x, y) in enumerate(self.train_loader):
-                try: self._do_batch(x, y)
-                except CancelBatchException: pass
-        except CancelEpochException: pass
-        self._in_epoch, self._closing_epoch = False, True
-        try: self._event('after_epoch')
-        finally: self._closing_epoch = False
-        self.epoch += 1
+# %% ../nbs/04_train.ipynb #18797aae
+CHECKPOINT_FORMAT = 'robustcompress_nb.train/2'
 
-    def fit(self) -> History:
-        """Train for the remaining epochs (all of them, unless a `Checkpoint` resumed a run); returns the `History`.
-        Ctrl-C / KeyboardInterrupt re-raises after `after_fit`, leaving the weights of the last completed step."""
-        if self.epoch == 0 and self.step == 0 and self.seed is not None: seed_everything(self.seed, self.train_loader)
-        self.interrupted = self.cancelled = False
-        req = [p.requires_grad for p in self.model.parameters()]
-        was_training = self.model.training
-        try:
-            try:
-                self._event('before_fit')
-                while self.epoch < self.epochs: self._do_epoch()
-            except CancelFitException: self.cancelled = True
-            except KeyboardInterrupt: self.interrupted = True
-            self._in_epoch = self._closing_epoch = False
-            self._event('after_fit')
-        finally:
-            # attacks flip requires_grad and modes; an interrupt may land anywhere: leave the model as it came
-            for p, r in zip(self.model.parameters(), req): p.requires_grad_(r)
-            self.model.train(was_training)
-            self.opt.zero_grad(set_to_none=True)
-            self._in_epoch = self._closing_epoch = False
-        if self.interrupted: raise KeyboardInterrupt("training interrupted; model holds the weights of the last completed step")
-        return self.history
+def _flat(d:dict, pre:str='') -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict) and v: out.update(_flat(v, f"{pre}{k}."))
+        else: out[f"{pre}{k}"] = v
+    return out
 
-    # ---- checkpoints ----
-    def state_dict(self) -> dict:
-        "Everything needed to continue this run exactly (taken between epochs or in `after_epoch`)."
-        if self._in_epoch:
-            raise RuntimeError("a training checkpoint can only be taken between epochs (e.g. in after_epoch): "
-                               "the loader's position inside an epoch cannot be restored")
-        cbs = {}
-        for i, cb in enumerate(self.callbacks):
-            s = cb.state_dict()
-            if s is not None: cbs[f"{type(cb).__name__}#{sum(type(c) is type(cb) for c in self.callbacks[:i])}"] = s
-        return {'format': 'robustcompress_nb.train/1', 'epoch': self.epochs_done, 'step': self.step,
-                'model': self.model.state_dict(), 'opt': self.opt.state_dict(), 'sched': self.sched.state_dict(),
-                'scaler': self.scaler.state_dict(), 'callbacks': cbs, 'rng': rng_state(self.train_loader),
-                'config': copy.deepcopy(self.config)}
+def fingerprint_diff(saved:dict, now:dict) -> list[str]:
+    "Lines `field: saved -> now` (nested keys joined by '.') for every difference between two fingerprints."
+    a, b, miss = _flat(saved), _flat(now), '(absent)'
+    show = lambda v: v if v is miss else json.dumps(v)
+    return [f"{k}: {show(a.get(k, miss))} -> {show(b.get(k, miss))}" for k in dict.fromkeys([*a, *b]) if a.get(k, miss) != b.get(k, miss)]
 
-    def load_state_dict(self, state:dict):
-        "Restore a `state_dict()` (model, optimizer, scheduler, counters, callbacks, RNGs)."
-        if state.get('format') != 'robustcompress_nb.train/1': raise ValueError("not a robustcompress_nb training checkpoint")
-        old = state['config']
-        if old['steps_per_epoch'] != self.steps_per_epoch:
-            raise ValueError(f"checkpoint has {old['steps_per_epoch']} steps per epoch, this loader has "
-                             f"{self.steps_per_epoch}: cannot resume exactly (same data, n_train, batch size?)")
-        diff = [k for k in self.config if k not in ('seed',) and old.get(k) != self.config[k]]
-        if diff: warnings.warn(f"resuming a checkpoint with different settings: {', '.join(diff)}")
-        self.model.load_state_dict(state['model'])
-        self.opt.load_state_dict(state['opt'])
-        self.sched.load_state_dict(state['sched'])
-        self.scaler.load_state_dict(state['scaler'])
-        for i, cb in enumerate(self.callbacks):
-            key = f"{type(cb).__name__}#{sum(type(c) is type(cb) for c in self.callbacks[:i])}"
-            if key in state['callbacks']: cb.load_state_dict(state['callbacks'][key])
-        set_rng_state(state['rng'], self.train_loader)
-        self.epoch, self.step = int(state['epoch']), int(state['step'])
-        self.lr = self.opt.param_groups[0]['lr']
+@patch
+def fingerprint(self:Trainer, config:dict|None=None) -> dict:
+    "JSON record of what determines this run's result: settings, model class and size, data size and batching, run facts."
+    try: n = len(self.train_loader.dataset)
+    except (AttributeError, TypeError): n = None
+    return {'train': self.config.as_dict(),
+            'model': {'class': _qualname(type(self.model)), 'n_parameters': sum(p.numel() for p in self.model.parameters())},
+            'data': {'n_examples': n, 'batch_size': getattr(self.train_loader, 'batch_size', None), 'steps_per_epoch': self.steps_per_epoch},
+            'run': {**self.run_config, **_jsonable(config or {}, 'config')}}
 
-    def save_checkpoint(self, path) -> Path:
-        "Write `state_dict()` to `path` atomically (temporary file + `os.replace`)."
-        return atomic_save(self.state_dict(), path)
+# %% ../nbs/04_train.ipynb #e6acf3bb
+def _cb_keys(cbs) -> list[str]:
+    "Checkpoint keys of callbacks: class name and rank among callbacks of that class ('History#0')."
+    return [f"{type(cb).__name__}#{sum(type(c) is type(cb) for c in cbs[:i])}" for i, cb in enumerate(cbs)]
 
-    def load_checkpoint(self, path):
-        "Load a checkpoint written by `save_checkpoint` (weights-only unpickling, CPU first)."
-        self.load_state_dict(torch.load(path, map_location='cpu', weights_only=True))
+@patch
+def _state(self:Trainer) -> dict:
+    "The mutable state of the run (references, not copies)."
+    cbs = {k: s for k, cb in zip(_cb_keys(self.callbacks), self.callbacks) if (s := cb.state_dict()) is not None}
+    return {'epoch': self.epochs_done, 'step': self.step, 'model': self.model.state_dict(), 'opt': self.opt.state_dict(),
+            'sched': self.sched.state_dict(), 'scaler': self.scaler.state_dict(), 'callbacks': cbs, 'rng': rng_state(self.train_loader)}
 
-    def __repr__(self):
-        a = '' if self.attack is None else f", attack={getattr(self.attack, 'protocol', self.attack)}"
-        return (f"Trainer(loss={self.loss_name!r}{a}, epochs={self.epochs}, opt={self.config['opt']!r}, "
-                f"lr={self.config['lr']}, schedule={self.schedule.name!r}, device={str(self.device)!r}, "
-                f"epoch={self.epoch}, step={self.step})")
+@patch
+def state_dict(self:Trainer, config:dict|None=None) -> dict:
+    "Everything needed to continue this run exactly, with its `fingerprint(config)` (taken between epochs or in `after_epoch`)."
+    if self._in_epoch:
+        raise RuntimeError("a training checkpoint can only be taken between epochs (e.g. in after_epoch): "
+                           "the loader's position inside an epoch cannot be restored")
+    return {'format': CHECKPOINT_FORMAT, 'fingerprint': self.fingerprint(config), 'opt_class': _qualname(type(self.opt)), **self._state()}
+
+# %% ../nbs/04_train.ipynb #23df77c6
+def _check_model_state(model:nn.Module, sd):
+    "`ValueError` unless `sd` has exactly the keys of `model.state_dict()`, each a tensor of the same shape."
+    if not isinstance(sd, dict): raise ValueError(f"the checkpoint's model state is a {type(sd).__name__}, not a state dict")
+    own = model.state_dict()
+    bad = ([f"missing {k}" for k in own if k not in sd] + [f"unexpected {k}" for k in sd if k not in own]
+           + [f"{k}: {tuple(getattr(sd[k], 'shape', ()))} vs {tuple(v.shape)}" for k, v in own.items()
+              if k in sd and (not torch.is_tensor(sd[k]) or sd[k].shape != v.shape)])
+    if bad: raise ValueError(f"the checkpoint's weights do not fit this model ({len(bad)} problems): {'; '.join(bad[:5])}")
+
+def _check_opt_state(opt:torch.optim.Optimizer, kind:str, st):
+    "`ValueError` unless `st` is a state of an optimizer of class `kind` == `opt`'s, over parameters of the same shapes."
+    now = _qualname(type(opt))
+    if kind != now: raise ValueError(f"the checkpoint's optimizer is {kind}, this trainer's is {now}: its state cannot be resumed")
+    groups = st.get('param_groups') if isinstance(st, dict) else None
+    if (not isinstance(groups, list) or not isinstance(st.get('state'), dict) or not all(isinstance(g, dict) for g in groups)
+            or [len(g.get('params', ())) for g in groups] != [len(g['params']) for g in opt.param_groups]):
+        raise ValueError("the checkpoint's optimizer state has other parameter groups than this trainer's optimizer")
+    params = dict(zip([i for g in groups for i in g['params']], [p for g in opt.param_groups for p in g['params']]))
+    for i, s in st['state'].items():
+        if i not in params or not isinstance(s, dict): raise ValueError(f"the checkpoint's optimizer state has an unknown entry {i!r}")
+        for name, v in s.items():
+            if torch.is_tensor(v) and v.dim() > 0 and v.shape != params[i].shape:
+                raise ValueError(f"the checkpoint's optimizer state {name!r} of parameter {i} has shape {tuple(v.shape)}, "
+                                 f"the parameter {tuple(params[i].shape)}")
+
+# %% ../nbs/04_train.ipynb #bdf2ade8
+_KEYS = ('fingerprint', 'opt_class', 'epoch', 'step', 'model', 'opt', 'sched', 'scaler', 'callbacks', 'rng')
+
+@patch
+def _check_state(self:Trainer, state, config:dict|None=None):
+    "`ValueError` unless `state` is a complete checkpoint of this very run (fingerprint included); changes nothing."
+    fmt = state.get('format') if isinstance(state, dict) else None
+    if fmt != CHECKPOINT_FORMAT:
+        old = " (an older format without the run's fingerprint: it cannot be checked, so start the run again)" if fmt == 'robustcompress_nb.train/1' else ''
+        raise ValueError(f"not a robustcompress_nb training checkpoint of format {CHECKPOINT_FORMAT!r}, found {fmt!r}{old}")
+    if (miss := [k for k in _KEYS if k not in state]): raise ValueError(f"the checkpoint lacks {', '.join(miss)}")
+    if (diff := fingerprint_diff(state['fingerprint'], self.fingerprint(config))):
+        raise ValueError("the checkpoint is of another run; refusing to resume it with different settings "
+                         "(field: saved -> now):\n  " + '\n  '.join(diff))
+    _check_model_state(self.model, state['model'])
+    _check_opt_state(self.opt, state['opt_class'], state['opt'])
+    if not isinstance(state['sched'], dict) or 'last_epoch' not in state['sched']: raise ValueError("the checkpoint's scheduler state is malformed")
+    if self.scaler.is_enabled() and not state['scaler']: raise ValueError("the checkpoint has no gradient-scaler state (saved without fp16 amp?)")
+    ours = {k for k, cb in zip(_cb_keys(self.callbacks), self.callbacks) if cb.state_dict() is not None}
+    if not isinstance(state['callbacks'], dict) or set(state['callbacks']) != ours:
+        raise ValueError(f"the checkpoint holds states of the callbacks {sorted(state['callbacks'])}, this trainer's stateful "
+                         f"callbacks are {sorted(ours)}: add or remove callbacks to match")
+    rng, gens = state['rng'], _loader_generators(self.train_loader)
+    if not isinstance(rng, dict) or set(rng) != {'python', 'numpy', 'torch', 'cuda', 'loader'} or len(rng['loader']) != len(gens):
+        raise ValueError(f"the checkpoint's RNG state does not fit this run (loader generators: {len(gens)})")
+    if not (isinstance(state['epoch'], int) and isinstance(state['step'], int) and 0 <= state['epoch'] <= self.epochs and state['step'] >= 0):
+        raise ValueError(f"the checkpoint's counters are out of range: epoch {state['epoch']!r}, step {state['step']!r}")
+
+# %% ../nbs/04_train.ipynb #d44eff03
+@patch
+def _loaders(self:Trainer, s:dict) -> list:
+    "The steps that load state `s`, in order: (part, function) for model, optimizer, scheduler, scaler, callbacks, RNGs, counters."
+    def counters(): self.epoch, self.step, self.lr = int(s['epoch']), int(s['step']), self.opt.param_groups[0]['lr']
+    cbs = [(k, functools.partial(cb.load_state_dict, s['callbacks'][k]))
+           for k, cb in zip(_cb_keys(self.callbacks), self.callbacks) if k in s['callbacks']]
+    return [('model', lambda: self.model.load_state_dict(s['model'])), ('opt', lambda: self.opt.load_state_dict(s['opt'])),
+            ('sched', lambda: self.sched.load_state_dict(s['sched'])), ('scaler', lambda: self.scaler.load_state_dict(s['scaler'])),
+            *cbs, ('rng', lambda: set_rng_state(s['rng'], self.train_loader)), ('counters', counters)]
+
+@patch
+def load_state_dict(self:Trainer, state:dict, config:dict|None=None):
+    "Restore a `state_dict(config)` after checking all of it against this run: on any error nothing has changed."
+    self._check_state(state, config)
+    undo, begun = dict(self._loaders(copy.deepcopy(self._state()))), []
+    try:
+        for part, load in self._loaders(state): begun.append(part); load()
+    except BaseException as e:
+        for part in begun[:-1]: undo[part]()
+        with contextlib.suppress(Exception): undo[begun[-1]]()   # the part that failed: best effort
+        if isinstance(e, Exception): raise ValueError(f"the checkpoint could not be loaded ({type(e).__name__}: {e}); nothing was changed") from e
+        raise
+
+# %% ../nbs/04_train.ipynb #bb6680e9
+def _oserror(e:OSError, msg:str) -> OSError:
+    return OSError(e.errno, msg) if e.errno is not None else OSError(msg)
+
+@patch
+def save_checkpoint(self:Trainer, path, config:dict|None=None) -> Path:
+    "Write `state_dict(config)` to `path` atomically; a write error (a full disk...) says where the last good checkpoint is."
+    state = self.state_dict(config)
+    try: p = atomic_save(state, path)
+    except OSError as e:
+        lc = self.last_checkpoint
+        good = (f"the last good checkpoint is {lc['path']} (epoch {lc['epoch']})" if lc and Path(lc['path']).exists() else
+                f"{path} still holds the previous checkpoint" if Path(path).exists() else "no checkpoint has been written yet")
+        raise _oserror(e, f"the checkpoint of epoch {self.epochs_done} was not saved: {e.strerror or e}; {good}") from e
+    self.last_checkpoint = {'path': str(p), 'epoch': self.epochs_done}
+    return p
+
+@patch
+def load_checkpoint(self:Trainer, path, config:dict|None=None):
+    "Load a checkpoint written by `save_checkpoint`, all or nothing (weights-only unpickling, tensors mapped to the CPU)."
+    try: state = torch.load(path, map_location='cpu', weights_only=True)
+    except OSError: raise
+    except Exception as e: raise ValueError(f"{path}: not a readable training checkpoint ({type(e).__name__}: {e})") from None
+    try: self.load_state_dict(state, config)
+    except ValueError as e: raise ValueError(f"{path}: {e}") from None
+    self.last_checkpoint = {'path': str(path), 'epoch': self.epoch}
+
+@patch
+def __repr__(self:Trainer):
+    a = '' if self.attack is None else f", attack={_attack_name(self.attack)}"
+    return (f"Trainer(loss={self.loss_name!r}{a}, epochs={self.epochs}, opt={self.config.as_dict()['opt']!r}, "
+            f"lr={self.config.lr}, schedule={self.schedule.name!r}, device={str(self.device)!r}, "
+            f"epoch={self.epoch}, step={self.step})")
 
 # %% ../nbs/04_train.ipynb #06080a03
-def _attack_name(attack) -> str:
-    p = getattr(attack, 'protocol', None)
-    if isinstance(p, dict) and 'name' in p: return str(p['name'])
-    return getattr(attack, 'name', None) or type(attack).__name__
-
 class EvalCallback(Callback):
     "After every `every` epochs (and the last), log test clean and robust accuracy from `evaluation.evaluate`."
     order = 10
@@ -564,8 +772,7 @@ class EvalCallback(Callback):
                  every:int=1, # evaluate every `every` epochs (and always after the last one)
                  seed:int=0, # RNG seed of the evaluation (PGD random starts), independent of training
                 ):
-        _check(isinstance(every, int) and every >= 1, f"every must be an int >= 1, got {every!r}")
-        self.loader, self.n_examples, self.every, self.seed = loader, n_examples, every, seed
+        self.loader, self.n_examples, self.every, self.seed = loader, n_examples, check_int(every, 'every', 1), seed
         self.attacks = [] if attack is None else list(attack) if isinstance(attack, (list, tuple)) else [attack]
         self.last = None
 
@@ -614,31 +821,34 @@ class ProgressBar(Callback):
     def after_fit(self):
         if self.bar is not None: self.bar.close(); self.bar = None
 
+# %% ../nbs/04_train.ipynb #76a921a6
 class Checkpoint(Callback):
     """Save the full training state to `path` (atomically) every `every` epochs and after the last one;
-    with `resume=True`, `fit` first continues from `path` if it exists."""
+    with `resume=True`, `fit` first continues from `path` if it exists (refused if `config` or the run differs)."""
     order = 90
-    def __init__(self, path, every:int=1, resume:bool=True):
-        _check(isinstance(every, int) and every >= 1, f"every must be an int >= 1, got {every!r}")
-        self.path, self.every, self.resume, self.resumed_from = Path(path), every, resume, None
+    def __init__(self, path, every:int=1, resume:bool=True,
+                 config:dict|None=None): # JSON facts recorded with the run and compared on resume (data set, method, budget...)
+        self.path, self.every, self.resume, self.resumed_from = Path(path), check_int(every, 'every', 1), resume, None
+        self.config = _jsonable(config or {}, 'config')
     def before_fit(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)   # a bad folder fails now, not after the first epoch
         if self.resume and self.path.exists():
-            self.trainer.load_checkpoint(self.path); self.resumed_from = self.trainer.epoch
+            self.trainer.load_checkpoint(self.path, self.config); self.resumed_from = self.trainer.epoch
     def after_epoch(self):
         t = self.trainer
-        if t.epochs_done % self.every == 0 or t.epochs_done == t.epochs: t.save_checkpoint(self.path)
+        if t.epochs_done % self.every == 0 or t.epochs_done == t.epochs: t.save_checkpoint(self.path, self.config)
     def __repr__(self): return f"Checkpoint({str(self.path)!r}, every={self.every}, resume={self.resume})"
 
 # %% ../nbs/04_train.ipynb #53e83a72
 def fit(model:nn.Module, # the model (moved to the device)
         data, # a `Data` (uses `.train`, and `.test` for evaluation) or a train DataLoader
         *,
-        epochs:int=1, # epochs
+        epochs:int|None=None, # epochs (default: the config's, else 1)
         eval_attack=None, # attack spec for per-epoch robust test accuracy (needs `data.test`)
         n_eval:int|None=None, # test examples per evaluation (None: all)
         checkpoint=None, # path: `Checkpoint(path)` (resumes if it exists)
         callbacks:Iterable[Callback]=(), # more callbacks
-        **kwargs, # `Trainer` options: loss, attack, lr, opt, schedule, seed, ...
+        **kwargs, # `Trainer` options: config, loss, attack, lr, opt, schedule, seed, run_config, ...
        ) -> Trainer:
     "Build a `Trainer` (evaluating on `data.test` each epoch when `data` has one) and run it; returns the trainer."
     train = getattr(data, 'train', data)
@@ -647,6 +857,7 @@ def fit(model:nn.Module, # the model (moved to the device)
     if test is not None: cbs.append(EvalCallback(test, eval_attack, n_examples=n_eval))
     elif eval_attack is not None: raise ValueError("eval_attack needs `data` with a test loader (a Data object)")
     if checkpoint is not None: cbs.append(Checkpoint(checkpoint))
-    t = Trainer(model, train, epochs=epochs, callbacks=cbs, **kwargs)
+    if epochs is not None: kwargs['epochs'] = epochs
+    t = Trainer(model, train, callbacks=cbs, **kwargs)
     t.fit()
     return t
