@@ -289,7 +289,9 @@ class Solver:
         train = getattr(self.data, 'train', self.data)
         cbs = cbs + list(self.extra)
         if self.evaluate: cbs.append(EvalCallback(self.data.test, self.eval_attack, n_examples=self.n_eval))
-        if self.checkpoint_dir is not None: cbs.append(Checkpoint(Path(self.checkpoint_dir) / f"{i}_{st.name}.pt"))
+        if self.checkpoint_dir is not None:   # the stage's facts are compared on resume: another budget's checkpoint is refused
+            facts = dict(stage=st.name, index=i, loss=st.loss, constraint=repr(st.constraint), tensors=str(st.tensors), n_dense=self.n_dense)
+            cbs.append(Checkpoint(Path(self.checkpoint_dir) / f"{i}_{st.name}.pt", config=facts))
         t = Trainer(model, train, epochs=st.epochs, loss=st.loss, attack=None if st.loss == 'natural' else self.attack,
                     lr=st.lr, seed=self.seed + i, device=self.device, callbacks=cbs, **st.options)
         t.stage_name = st.name   # for progress lines
@@ -376,7 +378,7 @@ def al0(model, budget, *, floor: int = 0, lr: float = 0.05, loss='adversarial', 
     return [Stage('dense', loss=loss, lr=lr, options=options),
             Stage('l0', loss=loss, lr=lr, project=_sparse(model, budget, floor), options=options)]
 
-# %% ../nbs/20_solver.ipynb #791eb6f6
+# %% ../nbs/20_solver.ipynb #da13a9de
 def alr(model, budget, *, lr: float = 0.05, loss='adversarial', **options) -> list[Stage]:
     "ALR: global low-rank truncation (largest singular values over all layers under the budget), then adversarial fine-tuning of the factors."
     N = count_weights(model); k = budget.params(N)
@@ -412,7 +414,7 @@ def cstar(model, budget, *, lr: float = 0.01, rho: float = 1.0, q: int = 10, los
             Stage('admm', loss=loss, lr=lr, admm=tk, rho=rho, q=q, options=options),
             Stage('finetune', loss=loss, lr=lr, transform=lowrank_transform(tk, n_iter), options=options)]
 
-# %% ../nbs/20_solver.ipynb #91b4768b
+# %% ../nbs/20_solver.ipynb #95572ee4
 PARAMS = ('sparse', 'lowrank')
 "Kinds of parameter budget: k non-zero weights ('sparse') or k parameters of low-rank factors ('lowrank')."
 BITS = ('none', 'optional', 'required')
@@ -443,7 +445,7 @@ class Method:
         "The name of its results: e.g. 'AL0', 'ATMC-32', 'ATMC-8', 'AQ-4'."
         return self.name + ('' if self.bits == 'none' else f"-{budget.bits or 32}")
 
-# %% ../nbs/20_solver.ipynb #aacef0c1
+# %% ../nbs/20_solver.ipynb #35a16554
 @patch
 def check(self: Method, budget: Budget) -> Budget:
     "`budget` if it has what the method needs and nothing it would ignore; else a ValueError naming the field."
@@ -475,7 +477,7 @@ def stages(self: Method, model: nn.Module, budget: Budget, *,
         raise ValueError(f"{self.name}: the schedule runs no constraint stage (epochs {epochs!r}): the model would not be compressed")
     return st
 
-# %% ../nbs/20_solver.ipynb #87c2a147
+# %% ../nbs/20_solver.ipynb #02ffd429
 METHODS: dict[str, Method] = {}
 "The method registry: name -> `Method` (use `register_method` and `get_method`)."
 
@@ -503,7 +505,7 @@ for _m in [Method('DA', da, summary='dense adversarial training (the uncompresse
            Method('CSTAR', cstar, 'lowrank', summary='Tucker-2/SVD ranks under one global budget by ADMM, then fine-tuning')]:
     register_method(_m)
 
-# %% ../nbs/20_solver.ipynb #cc125e86
+# %% ../nbs/20_solver.ipynb #4c6cde3e
 def methods_table() -> str:
     "A markdown table of the registered methods: name, budget, bits, training, summary (the docs' method table)."
     rows = [f"| {m.name} | {m.params or '-'} | {m.bits} | {'natural' if m.natural else 'adversarial'} | {m.summary} |" for m in METHODS.values()]
