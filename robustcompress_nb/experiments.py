@@ -16,7 +16,7 @@ from .models import get_model, count_weights
 from .attacks import FGSM, PGD
 from .evaluation import evaluate
 from .size import model_size
-from .layers import clone_model
+from .layers import clone_model, _find_layers
 from .solver import Budget, Method, METHODS, Solver, get_method
 from .checks import check_int, check_number, atomic_write
 
@@ -51,7 +51,7 @@ def recipe(data) -> Recipe:
     name = getattr(getattr(data, 'info', data), 'name', data)
     return RECIPES.get(name, RECIPES['digits'])
 
-# %% ../nbs/21_experiments.ipynb #5a1aff81
+# %% ../nbs/21_experiments.ipynb #b594d1c1
 def teaching_attacks(eps: float, # L-inf radius in pixel units
                      steps: int = 20, # PGD steps (step size 2.5 eps / steps)
                      restarts: int = 1, # PGD random restarts
@@ -74,12 +74,15 @@ def _scaled(e, scale: float):
 
 _DENSE_OK = (nn.Conv2d, nn.Linear, nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm)
 
-def uncompressible_layers(model: nn.Module) -> list[str]:
-    "Names of the layers with weights that the methods cannot compress (not Conv2d/Linear or a normalization layer)."
-    return [n for n, m in model.named_modules()
-            if any(True for _ in m.parameters(recurse=False)) and not isinstance(m, _DENSE_OK) and n.split('.')[-1] != 'normalize']
+def uncompressible_layers(model: nn.Module, transforms: bool = False) -> dict[str, str]:
+    """The layers with weights that no method compresses (not Conv2d/Linear or a normalization layer), and with
+    `transforms` those a layer transform (factorization) cannot rewrite (grouped convolutions, ...): name -> why."""
+    out = {n: f"{type(m).__name__}: only Conv2d/Linear layers are compressed" for n, m in model.named_modules()
+           if any(True for _ in m.parameters(recurse=False)) and not isinstance(m, _DENSE_OK) and n.split('.')[-1] != 'normalize'}
+    if transforms: out.update(_find_layers(model, 'a factorizing method', skip_unsupported=True)[2])
+    return out
 
-# %% ../nbs/21_experiments.ipynb #0a5b37d9
+# %% ../nbs/21_experiments.ipynb #4dcf1a99
 @dataclass
 class Trained:
     "What `train_method` returns: the deployed model, the stages run, the solver's per-stage records, and time."
@@ -110,12 +113,13 @@ def train_method(method, # a registered method name (any case) or a `Method`
     "Build the method's schedule for `model` under `budget` and run it through the `Solver`."
     m = get_method(method)
     check_number(epochs_scale, 'epochs_scale', 0, lo_open=True)
-    bad = uncompressible_layers(model) if m.compresses and not allow_dense else []
-    if bad: raise ValueError(f"{m.name} cannot compress the layers {bad} (only Conv2d/Linear): pass allow_dense=True to keep them dense")
     options = {k: v for k, v in options.items() if v is not None}   # None: the method's default (lr=None, loss=None)
     if m.natural: options.pop('loss', None)
     e = [_scaled(x, epochs_scale) for x in epochs] if isinstance(epochs, (list, tuple)) else _scaled(epochs, epochs_scale)
     stages = m.stages(model, budget, epochs=e, pretrained=pretrained is not None, **options)
+    bad = uncompressible_layers(model, any(s.transform is not None for s in stages)) if m.compresses and not allow_dense else {}
+    if bad: raise ValueError(f"{m.name} cannot compress the layers {list(bad)} ({'; '.join(bad.values())}): "
+                             "pass allow_dense=True to keep them dense")
     if pretrained is not None and count_weights(pretrained) != count_weights(model):
         raise ValueError(f"pretrained has {count_weights(pretrained)} weights, the model {count_weights(model)}")
     start = pretrained if pretrained is not None and not m.natural else model
@@ -126,7 +130,7 @@ def train_method(method, # a registered method name (any case) or a `Method`
     deployed = solver.run()
     return Trained(deployed, stages, solver.results, solver.stopped, time.perf_counter() - t0)
 
-# %% ../nbs/21_experiments.ipynb #6b9d0971
+# %% ../nbs/21_experiments.ipynb #d32a782b
 _SIZE_KEYS = ('params', 'nnz', 'dense_weights', 'faithful_bits', 'honest_bits', 'faithful_cr', 'honest_cr',
               'faithful_x', 'honest_x', 'macs', 'effective_macs')
 
@@ -149,7 +153,7 @@ def measure(model: nn.Module, # a deployed model
                 worst_case_acc=ev['worst_case_acc'], n_eval=ev['n'], eval_protocol=ev['protocol'],
                 eval_seconds=round(time.perf_counter() - t0, 3))
 
-# %% ../nbs/21_experiments.ipynb #69ca72c2
+# %% ../nbs/21_experiments.ipynb #3d6135a4
 def _as_data(data, *, root=None, n_train=None, n_test=None, batch_size=None, seed=0) -> Data:
     if isinstance(data, str):
         data = get_data(data, root=root, n_train=n_train, n_test=n_test, batch_size=batch_size or recipe(data).batch_size, seed=seed)
@@ -255,7 +259,7 @@ class DenseModels:
             self.cache[key] = (row, m)
         return self.cache[key]
 
-# %% ../nbs/21_experiments.ipynb #b978ff35
+# %% ../nbs/21_experiments.ipynb #3acf699c
 def _as_list(v) -> list: return list(v) if isinstance(v, (list, tuple)) else [v]
 
 def sweep_plan(methods, keep=(), *, bits=None, seeds=(0,)) -> list[dict]:
@@ -275,7 +279,7 @@ def sweep_plan(methods, keep=(), *, bits=None, seeds=(0,)) -> list[dict]:
                     plan.append(dict(method=m.name, label=m.label(budget), keep=budget.keep, bits=b, seed=seed, budget=budget))
     return list({(p['method'], p['keep'], p['bits'], p['seed']): p for p in plan}.values())
 
-# %% ../nbs/21_experiments.ipynb #effc960a
+# %% ../nbs/21_experiments.ipynb #d3ca51f7
 def _problem(m: Method, model: nn.Module, budget: Budget) -> str | None:
     "Why `m` cannot meet `budget` on `model` (e.g. a low-rank budget below rank 1 in every layer), or None."
     try: m.stages(model, budget)
