@@ -21,8 +21,8 @@ class Normalize(nn.Module):
     "Per-channel standardization `(x - mean) / std` as a layer (buffers, no parameters)."
     def __init__(self, mean, std):
         super().__init__()
-        mean = torch.as_tensor(mean, dtype=torch.float32).reshape(-1)
-        std = torch.as_tensor(std, dtype=torch.float32).reshape(-1)
+        mean = torch.as_tensor(mean, dtype=torch.float32, device='cpu').reshape(-1)
+        std = torch.as_tensor(std, dtype=torch.float32, device='cpu').reshape(-1)
         if len(mean) != len(std) and 1 not in (len(mean), len(std)):
             raise ValueError(f"mean and std need the same number of channels (or one value), got {len(mean)} and {len(std)}")
         if not torch.isfinite(mean).all() or not (std > 0).all() or not torch.isfinite(std).all():
@@ -264,8 +264,8 @@ def get_model(name:str, info=None, *,
                          "or give both explicitly")
     input_shape, n_classes = _check_shape(input_shape, n_classes)
     c = input_shape[0]
-    mean = (0.,) * c if mean is None else tuple(torch.as_tensor(mean, dtype=torch.float64).reshape(-1).tolist())
-    std = (1.,) * c if std is None else tuple(torch.as_tensor(std, dtype=torch.float64).reshape(-1).tolist())
+    mean = (0.,) * c if mean is None else tuple(torch.as_tensor(mean, dtype=torch.float64, device='cpu').reshape(-1).tolist())
+    std = (1.,) * c if std is None else tuple(torch.as_tensor(std, dtype=torch.float64, device='cpu').reshape(-1).tolist())
     if len(mean) not in (1, c) or len(std) not in (1, c):
         raise ValueError(f"mean and std need {'1 value' if c == 1 else f'1 or {c} values'} (the channels of "
                          f"input_shape {input_shape}), got {mean}, {std}")
