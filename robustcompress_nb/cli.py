@@ -16,11 +16,12 @@ from .evaluation import evaluate
 from .train import (LOSSES, OPTIMIZERS, SCHEDULES, ATTACK_MODES, Trainer, Callback, Checkpoint,
                                      ProgressBar, atomic_save)
 from .solver import METHODS, Budget, get_method
+from .checks import atomic_write
 from .experiments import recipe, teaching_attacks, run_method, sweep, results_table, write_report, results_paths
 
 # %% auto #0
-__all__ = ['DEFAULT_LR', 'COMMANDS', 'DEMO_EPOCHS', 'register_command', 'build_parser', 'main', 'protocol_table', 'keep_float',
-           'compress_report']
+__all__ = ['DEFAULT_LR', 'COMMANDS', 'DENSE_FORMAT', 'DEMO_EPOCHS', 'register_command', 'build_parser', 'main', 'protocol_table',
+           'save_dense', 'load_dense', 'keep_float', 'compress_report']
 
 # %% ../nbs/90_cli.ipynb #338677e3
 DEFAULT_LR = {'sgd': 0.05, 'adam': 1e-3, 'adamw': 1e-3}
@@ -119,7 +120,7 @@ def _configure_train(p:argparse.ArgumentParser):
     t.add_argument('--threads', type=_positive_int, default=None, help="CPU threads for torch (default: torch's; 1 is often fastest for small models on shared machines)")
     t.add_argument('--amp', default='off', choices=('off', 'bf16', 'fp16'), help="mixed precision on CUDA (ignored on CPU)")
     t.add_argument('--checkpoint', default=None, metavar='PATH', help="training checkpoint, written every epoch; resumed if it exists")
-    t.add_argument('--save', default=None, metavar='PATH', help="save the trained model (state_dict + metadata) here")
+    t.add_argument('--save', default=None, metavar='PATH', help="save the trained model here (safetensors, with the run's facts as JSON metadata)")
     e = p.add_argument_group('evaluation')
     e.add_argument('--eval-steps', type=_positive_int, default=None, help="evaluation PGD steps (default: 40 MNIST-like, 20 others)")
     e.add_argument('--eval-alpha', type=_positive_float, default=None, help="evaluation PGD step size (default: 2.5*eps/eval-steps)")
@@ -187,7 +188,8 @@ def _setup_train(args):
                       adv_weight=args.adv_weight, attack_mode=args.attack_mode, eps_warmup=args.eps_warmup,
                       opt=args.opt, lr=args.lr or DEFAULT_LR[args.opt], momentum=args.momentum if args.opt == 'sgd' else 0.9,
                       weight_decay=args.weight_decay, schedule=args.schedule, device=device,
-                      amp=False if args.amp == 'off' else args.amp, seed=args.seed, callbacks=cbs)
+                      amp=False if args.amp == 'off' else args.amp, seed=args.seed, callbacks=cbs,
+                      run_config=dict(data=args.data, n_train=args.n_train, n_test=args.n_test, model=model_name, root_given=args.root is not None))
     resumed = None
     if args.checkpoint and Path(args.checkpoint).exists():
         try: trainer.load_checkpoint(args.checkpoint)
@@ -213,6 +215,30 @@ def protocol_table(result:dict, eps:float|None=None) -> str:
     w = [max(len(str(r[i])) for r in (head, *rows)) for i in range(len(head))]
     line = lambda r: '  '.join(str(c).ljust(w[i]) if i < len(r) - 1 else str(c).rjust(w[i]) for i, c in enumerate(r))
     return '\n'.join([line(head), '  '.join('-' * x for x in w)] + [line(r) for r in rows])
+
+# %% ../nbs/90_cli.ipynb #ace48b90
+DENSE_FORMAT = 'robustcompress_nb.dense/2'
+"The format tag of the files `rcnb train --save` writes."
+
+def save_dense(path, model, meta: dict) -> Path:
+    "Write `model`'s state (safetensors) with `meta` (JSON) to `path`, atomically."
+    from safetensors.torch import save
+    data = save({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()},
+                metadata={'format': DENSE_FORMAT, 'meta': json.dumps(meta)})
+    return atomic_write(path, data, mkdir=True)
+
+def load_dense(path) -> tuple[dict, dict]:
+    "The (meta, state_dict) of a file written by `save_dense` (tensors on the CPU); ValueError for anything else."
+    from safetensors import safe_open
+    try:
+        with safe_open(str(path), framework='pt', device='cpu') as f:
+            info, state = f.metadata() or {}, {k: f.get_tensor(k) for k in f.keys()}
+    except OSError: raise
+    except Exception as e: raise ValueError(f"not a safetensors file ({_one_line(e)})") from None
+    if info.get('format') != DENSE_FORMAT: raise ValueError(f"format is {info.get('format')!r}, expected {DENSE_FORMAT!r}")
+    try: meta = json.loads(info['meta'])
+    except (KeyError, ValueError) as e: raise ValueError(f"metadata 'meta' is missing or not JSON ({_one_line(e)})") from None
+    return meta, state
 
 # %% ../nbs/90_cli.ipynb #f63b1ca1
 def _train_cmd(args, parser) -> int:
@@ -258,9 +284,8 @@ def _train_cmd(args, parser) -> int:
         'checkpoint': args.checkpoint, 'saved': None,
     }
     if args.save:
-        atomic_save({'format': 'robustcompress_nb.model/1', 'model': s['model_name'], 'data': info.name,
-                     'info': dataclasses.asdict(info), 'state_dict': model.state_dict(),
-                     'training': out['training'], 'evaluation': json.loads(json.dumps(out['evaluation']))}, args.save)
+        save_dense(args.save, model, dict(model=s['model_name'], data=info.name, info=dataclasses.asdict(info),
+                                          training=out['training'], evaluation=out['evaluation']))
         out['saved'] = str(args.save)
     out['seconds'] = round(time.perf_counter() - t0, 3)
     if args.json:
@@ -341,6 +366,8 @@ def _configure_compress(p:argparse.ArgumentParser):
     d.add_argument('--epochs', type=_positive_int, default=None, help="epochs of every stage (default: the data set's recipe, 3 for digits)")
     _configure_run(p)
     p.add_argument('--save', default=None, metavar='PATH', help="write the compressed model here (export.save_compressed)")
+    p.add_argument('--checkpoint-dir', default=None, metavar='DIR',
+                   help="keep each stage's checkpoint here: a stopped run (Ctrl-C) loses at most the current stage, and the same command resumes it")
 
 # %% ../nbs/90_cli.ipynb #0c5dbcc0
 def _kib(bits): return f"{bits / 8192:.1f} KiB"
@@ -375,14 +402,12 @@ def _run_attacks(args, data):
     return r.train_attack(eps, args.train_steps), teaching_attacks(eps, args.eval_steps or r.eval_steps, args.eval_restarts)
 
 def _load_dense(path, info):
-    try: saved = torch.load(path, weights_only=True, map_location='cpu')
-    except Exception as e: raise ValueError(f"--dense {path}: cannot read it as a model saved by `rcnb train --save` ({type(e).__name__}: {_one_line(e)})") from None
-    if not isinstance(saved, dict) or saved.get('format') != 'robustcompress_nb.model/1':
-        raise ValueError(f"--dense {path}: not a model saved by `rcnb train --save`")
-    if saved['data'] != info.name: raise ValueError(f"--dense {path}: trained on {saved['data']}, not on {info.name}")
-    try: m = get_model(saved['model'], info); m.load_state_dict(saved['state_dict'])
+    try: meta, state = load_dense(path)
+    except (OSError, ValueError) as e: raise ValueError(f"--dense {path}: cannot read it as a model saved by `rcnb train --save` ({_one_line(e)})") from None
+    if meta['data'] != info.name: raise ValueError(f"--dense {path}: trained on {meta['data']}, not on {info.name}")
+    try: m = get_model(meta['model'], info); m.load_state_dict(state)
     except (KeyError, RuntimeError, ValueError) as e: raise ValueError(f"--dense {path}: does not match the model it names ({_one_line(e)})") from None
-    return saved['model'], m
+    return meta['model'], m
 
 def _compress_cmd(args, parser) -> int:
     t0 = time.perf_counter()
@@ -403,10 +428,12 @@ def _compress_cmd(args, parser) -> int:
         row, model = run_method(args.method, data, model_name, budget, attack=attack, evaluation=evaluation, eps=args.eps,
                                 epochs=args.epochs or defaults.compress_epochs, epochs_scale=args.epochs_scale,
                                 lr=args.lr or DEFAULT_LR['sgd'], loss=args.loss, pretrained=pre, seed=args.seed, device=device,
-                                callbacks=cbs, return_model=True)
+                                callbacks=cbs, checkpoint_dir=args.checkpoint_dir, return_model=True)
     except (ValueError, TypeError, OSError) as e: _fail(parser, e)
     except KeyboardInterrupt:
-        print("\ninterrupted: nothing saved", file=sys.stderr); return 130
+        print("\ninterrupted: " + (f"finished stages are kept in {args.checkpoint_dir}: run the same command to resume"
+                                   if args.checkpoint_dir else "nothing saved (--checkpoint-dir keeps finished stages)"), file=sys.stderr)
+        return 130
     saved = None
     if args.save:
         rep = save_compressed(model, args.save)

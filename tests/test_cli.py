@@ -46,7 +46,7 @@ def test_train_prints_protocol_and_accuracies():
 
 def test_json_output_parses(tmp_path):
     r = rcnb('train', *TINY, '--loss', 'mixed', '--eval-steps', '5', '--eval-restarts', '2', '--json',
-             '--save', tmp_path / 'model.pt')
+             '--save', tmp_path / 'model.safetensors')
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)           # stdout holds exactly one JSON object
     assert out['command'] == 'train'
@@ -60,11 +60,12 @@ def test_json_output_parses(tmp_path):
     assert p['alpha'] == pytest.approx(2.5 * EPS / 5)
     assert 0 <= ev['worst_case_acc'] <= min(ev['robust_acc'].values()) <= ev['clean_acc'] <= 1
     assert len(out['history']) == 1 and {'train_loss', 'train_acc', 'train_adv_acc'} <= set(out['history'][0])
-    saved = torch.load(tmp_path / 'model.pt', weights_only=True)
-    assert saved['model'] == 'small_cnn' and saved['data'] == 'digits'
+    from robustcompress_nb.cli import load_dense
+    meta, state = load_dense(tmp_path / 'model.safetensors')   # safetensors: reading it runs no code
+    assert meta['model'] == 'small_cnn' and meta['data'] == 'digits'
     from robustcompress_nb.models import get_model
-    m = get_model(saved['model'], input_shape=tuple(saved['info']['input_shape']), n_classes=10)
-    m.load_state_dict(saved['state_dict'])    # a model of the same architecture takes the weights
+    m = get_model(meta['model'], input_shape=tuple(meta['info']['input_shape']), n_classes=10)
+    m.load_state_dict(state)    # a model of the same architecture takes the weights
 
 
 def test_checkpoint_resumes(tmp_path):
