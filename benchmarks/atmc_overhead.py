@@ -30,7 +30,7 @@ configuration once in turn (interleaved, so background load hits all alike); the
 thread the table uses the PROCESS CPU time (`time.process_time`), the work done, which other jobs on a shared
 machine barely move (its wall time swung by 60% between rounds on the 2 shared cores this was written on);
 wall medians are printed beside it and stored in the JSON; with several threads or CUDA it uses wall time. The projection budget is
-k = `--ratio` * N (N = dense conv+linear weights); its cost barely depends on k.
+k = `--keep` * N (N = dense conv+linear weights); its cost barely depends on k.
 
 Profile: the callbacks' own time (same clock) is measured in every timed epoch by wrapping their event methods
 (the ADMM penalty's backward is inside the optimizer's backward, so it is not in that number: it shows up only in
@@ -62,7 +62,7 @@ from robustcompress_nb.data import get_data
 from robustcompress_nb.layers import atmc_factorize, atmc_factors
 from robustcompress_nb.models import count_weights, get_model
 from robustcompress_nb.projections import project_sparse
-from robustcompress_nb.solver import ADMMCallback, ProjectCallback, check_budget, dense_weights, project_
+from robustcompress_nb.solver import ADMMCallback, Budget, ProjectCallback, dense_weights, project_
 from robustcompress_nb.train import EVENTS, Trainer
 
 import _bench
@@ -88,7 +88,8 @@ def parse_args(argv=None):
     p.add_argument('--steps', type=int, default=7, help='PGD steps of the training attack')
     p.add_argument('--eps', type=float, default=None, help="budget (default: the data set's, 0.3 for MNIST)")
     p.add_argument('--alpha', type=float, default=None, help='PGD step size (default: 2.5 * eps / steps)')
-    p.add_argument('--ratio', type=float, default=0.01, help='budget k = ratio * N of the projections')
+    p.add_argument('--keep', type=float, default=0.01, help='budget k = keep * N of the projections (fraction of the weights kept)')
+    p.add_argument('--ratio', default=None, help=argparse.SUPPRESS)   # the old name: refused below
     p.add_argument('--bits', type=int, default=8, help='ATMC-b bits')
     p.add_argument('--q', type=int, default=10, help='ADMM: steps between Z/U updates (ATMC code: 10)')
     p.add_argument('--configs', nargs='+', default=list(CONFIGS), choices=CONFIGS)
@@ -103,7 +104,11 @@ def parse_args(argv=None):
     p.add_argument('--out', default=str(RESULTS / 'atmc_overhead.json'))
     p.add_argument('--profile-only', action='store_true', help='only re-time the isolated components into the --out file')
     p.add_argument('--recompute', default=None, metavar='JSON', help='only recompute the derived fields of a result file')
-    return p.parse_args(argv)
+    a = p.parse_args(argv)
+    if a.ratio is not None: p.error('--ratio is now --keep (the fraction of the dense weights kept)')
+    try: a.budget = Budget(keep=a.keep, bits=a.bits)
+    except ValueError as e: p.error(str(e))
+    return a
 
 
 def clock():
@@ -179,10 +184,10 @@ def main(argv=None):
     data = get_data(name, root=root if name != 'digits' else None,
                     n_train=None if name == 'digits' else a.n_train, batch_size=a.batch_size, seed=a.seed)
     eps = a.eps if a.eps is not None else data.info.eps
-    attack = PGD(eps=eps, alpha=a.alpha if a.alpha is not None else 2.5 * eps / a.steps, steps=a.steps)
+    attack = PGD(eps=eps, alpha=a.alpha, steps=a.steps)   # alpha None: 2.5 eps / steps
     dense0 = get_model(model_name, data.info, seed=a.seed)
     N = count_weights(dense0)
-    k = check_budget(n_dense=N, ratio=a.ratio, bits=a.bits)
+    k = a.budget.params(N)
     init = dense0.state_dict()
     n_train = len(data.train.dataset)
 
@@ -272,7 +277,7 @@ def main(argv=None):
 
     print(f"{model_name} (N={N:,} weights) on {n_train} {name} images, batch {a.batch_size} ({len(data.train)} steps), "
           f"{device}, {torch.get_num_threads()} thread(s); PGD-{a.steps} eps {eps:g} alpha {attack.alpha:.4g}; "
-          f"k = {a.ratio} N = {k:,}; {a.repeats} interleaved repeats, median (min)", flush=True)
+          f"k = {a.keep:g} N = {k:,}; {a.repeats} interleaved repeats, median (min)", flush=True)
     if a.profile_only:   # only the isolated components; update them in an existing result file
         clock = 'process CPU' if CLOCK[0] is time.process_time else 'wall'
         comp, _ = profile(clock)
@@ -329,7 +334,7 @@ def main(argv=None):
 
     res = dict(data=name, model=model_name, n_weights=N, n_factor_entries=n_fact,
                n_train=n_train, batch_size=a.batch_size, steps_per_epoch=steps_per_epoch, attack=attack.protocol,
-               ratio=a.ratio, k=k, bits=a.bits, q=a.q, device=str(device), threads=torch.get_num_threads(),
+               keep=a.keep, k=k, bits=a.bits, q=a.q, device=str(device), threads=torch.get_num_threads(),
                repeats=a.repeats, warmup_batches=a.warmup_batches, labels=LABELS, base=BASE,
                clock=clock, median_seconds_per_epoch=med, min_seconds_per_epoch=best, wall_s=wall, cpu_s=cpu,
                median_wall_seconds_per_epoch={c: statistics.median(v) for c, v in wall.items()},

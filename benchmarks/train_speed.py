@@ -80,7 +80,7 @@ def main(argv=None):
                           ('cpu' if a.device == 'auto' else a.device))
     data = get_data(a.data, root=root, n_train=a.n_train, batch_size=a.batch_size, seed=a.seed)
     eps = a.eps if a.eps is not None else data.info.eps
-    attack = PGD(eps=eps, alpha=a.alpha if a.alpha is not None else 2.5 * eps / a.steps, steps=a.steps)
+    attack = PGD(eps=eps, alpha=a.alpha, steps=a.steps)   # alpha None: 2.5 eps / steps
     init = get_model(a.model, data.info, seed=a.seed).state_dict()
 
     def run(mode, n_batches=None):
