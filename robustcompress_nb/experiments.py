@@ -51,7 +51,7 @@ def recipe(data) -> Recipe:
     name = getattr(getattr(data, 'info', data), 'name', data)
     return RECIPES.get(name, RECIPES['digits'])
 
-# %% ../nbs/21_experiments.ipynb #b594d1c1
+# %% ../nbs/21_experiments.ipynb #5ad34852
 def teaching_attacks(eps: float, # L-inf radius in pixel units
                      steps: int = 20, # PGD steps (step size 2.5 eps / steps)
                      restarts: int = 1, # PGD random restarts
@@ -82,7 +82,7 @@ def uncompressible_layers(model: nn.Module, transforms: bool = False) -> dict[st
     if transforms: out.update(_find_layers(model, 'a factorizing method', skip_unsupported=True)[2])
     return out
 
-# %% ../nbs/21_experiments.ipynb #4dcf1a99
+# %% ../nbs/21_experiments.ipynb #1ed4596f
 @dataclass
 class Trained:
     "What `train_method` returns: the deployed model, the stages run, the solver's per-stage records, and time."
@@ -130,7 +130,7 @@ def train_method(method, # a registered method name (any case) or a `Method`
     deployed = solver.run()
     return Trained(deployed, stages, solver.results, solver.stopped, time.perf_counter() - t0)
 
-# %% ../nbs/21_experiments.ipynb #d32a782b
+# %% ../nbs/21_experiments.ipynb #3828bfe1
 _SIZE_KEYS = ('params', 'nnz', 'dense_weights', 'faithful_bits', 'honest_bits', 'faithful_cr', 'honest_cr',
               'faithful_x', 'honest_x', 'macs', 'effective_macs')
 
@@ -153,7 +153,7 @@ def measure(model: nn.Module, # a deployed model
                 worst_case_acc=ev['worst_case_acc'], n_eval=ev['n'], eval_protocol=ev['protocol'],
                 eval_seconds=round(time.perf_counter() - t0, 3))
 
-# %% ../nbs/21_experiments.ipynb #3d6135a4
+# %% ../nbs/21_experiments.ipynb #5bb9b9d5
 def _as_data(data, *, root=None, n_train=None, n_test=None, batch_size=None, seed=0) -> Data:
     if isinstance(data, str):
         data = get_data(data, root=root, n_train=n_train, n_test=n_test, batch_size=batch_size or recipe(data).batch_size, seed=seed)
@@ -259,7 +259,7 @@ class DenseModels:
             self.cache[key] = (row, m)
         return self.cache[key]
 
-# %% ../nbs/21_experiments.ipynb #3acf699c
+# %% ../nbs/21_experiments.ipynb #daa12125
 def _as_list(v) -> list: return list(v) if isinstance(v, (list, tuple)) else [v]
 
 def sweep_plan(methods, keep=(), *, bits=None, seeds=(0,)) -> list[dict]:
@@ -279,7 +279,7 @@ def sweep_plan(methods, keep=(), *, bits=None, seeds=(0,)) -> list[dict]:
                     plan.append(dict(method=m.name, label=m.label(budget), keep=budget.keep, bits=b, seed=seed, budget=budget))
     return list({(p['method'], p['keep'], p['bits'], p['seed']): p for p in plan}.values())
 
-# %% ../nbs/21_experiments.ipynb #d3ca51f7
+# %% ../nbs/21_experiments.ipynb #6f0390fa
 def _problem(m: Method, model: nn.Module, budget: Budget) -> str | None:
     "Why `m` cannot meet `budget` on `model` (e.g. a low-rank budget below rank 1 in every layer), or None."
     try: m.stages(model, budget)
@@ -295,7 +295,7 @@ def sweep(methods, # registered method names (any case)
           seeds=(0,), # one run per seed
           epochs=1, # epochs per stage (see `run_method`), or a dict {method: epochs} ('*': the others, default 1)
           epochs_scale: float = 1.0, # multiplies them
-          dense_epochs: int | None = None, # epochs of the shared dense model (default: the DA epochs, scaled)
+          dense_epochs: int | None = None, # epochs of the shared dense model (default: the epochs of a stage, `epochs['*']`, scaled)
           share_dense: bool = True, # train the dense adversarial model once, start every method (not natural ones) from it
           dense: DenseModels | None = None, # a cache of dense models to use and fill (default: a new one)
           out='results.csv', # results name: writes `out` .csv and .json
@@ -312,7 +312,7 @@ def sweep(methods, # registered method names (any case)
     done, dense = {row_key(r) for r in rows}, DenseModels() if dense is None else dense
     per = {k if k == '*' else get_method(k).name: v for k, v in epochs.items()} if isinstance(epochs, dict) else {'*': epochs}
     ep = lambda m: per.get(m, per.get('*', 1))
-    de = dense_epochs if dense_epochs is not None else _scaled(_as_list(ep('DA'))[0], epochs_scale)
+    de = dense_epochs if dense_epochs is not None else _scaled(_as_list(ep('*'))[0], epochs_scale)
     datas = {}
     for p in plan:
         seed, budget, m = p['seed'], p['budget'], get_method(p['method'])
@@ -330,9 +330,9 @@ def sweep(methods, # registered method names (any case)
             r_, pre = (None, None) if not share_dense or m.natural else dense.get(d, net, model_name, attack=attack, seed=seed, epochs=de,
                                                                                   **{k_: v for k_, v in common.items() if k_ not in ('seed', 'model_name', 'attack')})
             row = run_method(m, d, net, budget, epochs=ep(m.name), epochs_scale=epochs_scale, pretrained=pre, **common)
-            if r_ is not None and m.name == 'DA':   # the DA row reports the training of the shared dense model
+            if r_ is not None and not m.compresses:   # the dense reference (DA) reports the training of the shared dense model
                 row.update({k_: r_[k_] for k_ in ('stages', 'epochs', 'train_seconds')}, seconds=round(r_['train_seconds'] + row['eval_seconds'], 3))
-            row['epochs_total'] = sum(row['epochs']) + (sum(r_['epochs']) if r_ is not None and m.name != 'DA' else 0)
+            row['epochs_total'] = sum(row['epochs']) + (sum(r_['epochs']) if r_ is not None and m.compresses else 0)
         rows.append(row); done.add(row_key(row))
         save_rows(rows, out)
         if on_row is not None: on_row(row)
