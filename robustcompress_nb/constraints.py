@@ -11,6 +11,7 @@ import math
 import torch
 import torch.nn as nn
 from torch import Tensor
+from fastcore.basics import patch
 
 from robustcompress_nb.projections import (project_sparse, project_structured, project_structured_global,
     project_rank, rank_factors, rank_cost, allocate_ranks, project_tucker2, tucker2_factors, tucker2_cost,
@@ -38,6 +39,7 @@ def _check_bits(bits):
 def _one_of(a, b, na, nb):
     if (a is None) == (b is None): raise ValueError(f'give exactly one of {na}= or {nb}=')
 
+# %% ../nbs/12_constraints.ipynb #e01f9d4e
 def round_count(ratio: float, n: int) -> int:
     "`ratio * n` rounded half up: the number of items a ratio keeps out of `n`."
     return math.floor(_check_ratio(ratio) * n + 0.5)
@@ -47,6 +49,7 @@ def keep_count(n: int, ratio: float) -> int:
     _check_count(n, 'n', 1)
     return min(n, max(1, round_count(ratio, n)))
 
+# %% ../nbs/12_constraints.ipynb #cba97cc3
 def _n_dense(n_dense):
     "Validate `n_dense`: None, an int >= 1, or a dense model (its count_weights)."
     if n_dense is None: return None
@@ -146,27 +149,36 @@ class Structured(Constraint):
         for i, t in enumerate(ts):
             if t.dim() not in (2, 4): raise ValueError(f'tensors[{i}] must be a 2-D or 4-D weight, got shape {tuple(t.shape)}')
         return ts
-    def budgets(self, tensors) -> list[int] | int:
-        "Slices kept per layer (scope='layer') or in total (scope='global')."
-        ts = self._check(tensors)
-        sizes = [t.shape[self.dim] for t in ts]
-        if self.scope == 'global':
-            return min(sum(sizes), self.n_keep if self.n_keep is not None else round_count(self.ratio, sum(sizes)))
-        return [min(c, self.n_keep) if self.n_keep is not None else keep_count(c, self.ratio) for c in sizes]
-    def project(self, tensors):
-        ts, b = self._check(tensors), self.budgets(tensors)
-        if self.scope == 'global': return project_structured_global(ts, b, dim=self.dim)
-        return [project_structured(t, n, dim=self.dim) for t, n in zip(ts, b)]
-    def is_feasible(self, tensors, atol=0.):
-        ts, b = self._check(tensors), self.budgets(tensors)
-        used = [_nonzero_slices(t, self.dim, atol) for t in ts]
-        return sum(used) <= b if self.scope == 'global' else all(u <= n for u, n in zip(used, b))
-    def _args(self):
-        a = dict(n_keep=self.n_keep) if self.n_keep is not None else dict(ratio=self.ratio)
-        if self.dim: a['dim'] = self.dim
-        if self.scope != 'layer': a['scope'] = self.scope
-        if self.n_dense is not None: a['n_dense'] = self.n_dense
-        return a
+
+# %% ../nbs/12_constraints.ipynb #f5673c06
+@patch
+def budgets(self: Structured, tensors) -> list[int] | int:
+    "Slices kept per layer (scope='layer') or in total (scope='global')."
+    ts = self._check(tensors)
+    sizes = [t.shape[self.dim] for t in ts]
+    if self.scope == 'global':
+        return min(sum(sizes), self.n_keep if self.n_keep is not None else round_count(self.ratio, sum(sizes)))
+    return [min(c, self.n_keep) if self.n_keep is not None else keep_count(c, self.ratio) for c in sizes]
+
+@patch
+def project(self: Structured, tensors):
+    ts, b = self._check(tensors), self.budgets(tensors)
+    if self.scope == 'global': return project_structured_global(ts, b, dim=self.dim)
+    return [project_structured(t, n, dim=self.dim) for t, n in zip(ts, b)]
+
+@patch
+def is_feasible(self: Structured, tensors, atol=0.):
+    ts, b = self._check(tensors), self.budgets(tensors)
+    used = [_nonzero_slices(t, self.dim, atol) for t in ts]
+    return sum(used) <= b if self.scope == 'global' else all(u <= n for u, n in zip(used, b))
+
+@patch
+def _args(self: Structured):
+    a = dict(n_keep=self.n_keep) if self.n_keep is not None else dict(ratio=self.ratio)
+    if self.dim: a['dim'] = self.dim
+    if self.scope != 'layer': a['scope'] = self.scope
+    if self.n_dense is not None: a['n_dense'] = self.n_dense
+    return a
 
 # %% ../nbs/12_constraints.ipynb #7ede19ae
 def _num_rank(mat: Tensor, atol=0.) -> int:
@@ -178,6 +190,7 @@ def _num_rank(mat: Tensor, atol=0.) -> int:
 
 def _unfold(t: Tensor, mode: int) -> Tensor: return t.movedim(mode, 0).reshape(t.shape[mode], -1)
 
+# %% ../nbs/12_constraints.ipynb #6ca721c4
 class _Budgeted(Constraint):
     "Shared budget logic of LowRank and Tucker2."
     def __init__(self, budget, ratio, n_dense, dense_when_cheaper):
@@ -201,6 +214,7 @@ class _Budgeted(Constraint):
         if not self.dense_when_cheaper: a['dense_when_cheaper'] = False
         return a
 
+# %% ../nbs/12_constraints.ipynb #3eb84051
 class LowRank(_Budgeted):
     "Each weight's matrix view of rank r_l, ranks allocated globally under one parameter `budget` (or `ratio` of N)."
     def __init__(self, budget: int | None = None, *, ratio: float | None = None, n_dense=None,
@@ -211,19 +225,27 @@ class LowRank(_Budgeted):
         return allocate_ranks(self._check(tensors), self.budget_for(tensors), dense_when_cheaper=self.dense_when_cheaper)
     def project(self, tensors):
         return [project_rank(t, r) for t, r in zip(self._check(tensors), self.ranks(tensors))]
-    def factors(self, tensors) -> list[tuple[Tensor, Tensor]]:
-        "Per layer `(A, B)` with `A @ B` the projected matrix view (`rank_factors`, A = U sqrt(S), B = sqrt(S) V^T)."
-        return [rank_factors(t, r) for t, r in zip(self._check(tensors), self.ranks(tensors))]
-    def compose(self, factors, like) -> list[Tensor]:
-        "Dense weights (shapes of `like`) from per-layer factors `(A, B)`."
-        return [(A @ B).reshape(t.shape) for (A, B), t in zip(factors, like)]
-    def _params(self, tensors, atol=0.):
-        out = 0
-        for t in tensors:
-            r = _num_rank(t.reshape(t.shape[0], -1), atol)
-            out += rank_cost(t.shape, r, dense_when_cheaper=self.dense_when_cheaper) if r else 0
-        return out
 
+# %% ../nbs/12_constraints.ipynb #9c156eb6
+@patch
+def factors(self: LowRank, tensors) -> list[tuple[Tensor, Tensor]]:
+    "Per layer `(A, B)` with `A @ B` the projected matrix view (`rank_factors`, A = U sqrt(S), B = sqrt(S) V^T)."
+    return [rank_factors(t, r) for t, r in zip(self._check(tensors), self.ranks(tensors))]
+
+@patch
+def compose(self: LowRank, factors, like) -> list[Tensor]:
+    "Dense weights (shapes of `like`) from per-layer factors `(A, B)`."
+    return [(A @ B).reshape(t.shape) for (A, B), t in zip(factors, like)]
+
+@patch
+def _params(self: LowRank, tensors, atol=0.):
+    out = 0
+    for t in tensors:
+        r = _num_rank(t.reshape(t.shape[0], -1), atol)
+        out += rank_cost(t.shape, r, dense_when_cheaper=self.dense_when_cheaper) if r else 0
+    return out
+
+# %% ../nbs/12_constraints.ipynb #a673ff9d
 class Tucker2(_Budgeted):
     "CSTAR's set: convs by Tucker-2 channel ranks, linear layers by SVD rank, one global parameter `budget` (or `ratio` of N)."
     def __init__(self, budget: int | None = None, *, ratio: float | None = None, n_dense=None,
@@ -237,28 +259,35 @@ class Tucker2(_Budgeted):
     def project(self, tensors):
         return [project_tucker2(t, *r, n_iter=self.n_iter) if t.dim() == 4 else project_rank(t, r)
                 for t, r in zip(self._check(tensors), self.ranks(tensors))]
-    def factors(self, tensors) -> list[tuple]:
-        "Per layer: `(U_out, core, U_in)` (`tucker2_factors`) for convs, `(A, B)` (`rank_factors`) for linear weights."
-        return [tucker2_factors(t, *r, n_iter=self.n_iter) if t.dim() == 4 else rank_factors(t, r)
-                for t, r in zip(self._check(tensors), self.ranks(tensors))]
-    def compose(self, factors, like) -> list[Tensor]:
-        "Dense weights (shapes of `like`) from per-layer factors."
-        return [torch.einsum('rskl,or,is->oikl', f[1], f[0], f[2]) if len(f) == 3 else (f[0] @ f[1]).reshape(t.shape)
-                for f, t in zip(factors, like)]
-    def _params(self, tensors, atol=0.):
-        out = 0
-        for t in tensors:
-            if t.dim() == 4:
-                r0, r1 = _num_rank(_unfold(t, 0), atol), _num_rank(_unfold(t, 1), atol)
-                out += tucker2_cost(t.shape, r0, r1, dense_when_cheaper=self.dense_when_cheaper) if r0 and r1 else 0
-            else:
-                r = _num_rank(t, atol)
-                out += rank_cost(t.shape, r, dense_when_cheaper=self.dense_when_cheaper) if r else 0
-        return out
     def _args(self):
         a = super()._args()
         if self.n_iter: a['n_iter'] = self.n_iter
         return a
+
+# %% ../nbs/12_constraints.ipynb #4fa86658
+@patch
+def factors(self: Tucker2, tensors) -> list[tuple]:
+    "Per layer: `(U_out, core, U_in)` (`tucker2_factors`) for convs, `(A, B)` (`rank_factors`) for linear weights."
+    return [tucker2_factors(t, *r, n_iter=self.n_iter) if t.dim() == 4 else rank_factors(t, r)
+            for t, r in zip(self._check(tensors), self.ranks(tensors))]
+
+@patch
+def compose(self: Tucker2, factors, like) -> list[Tensor]:
+    "Dense weights (shapes of `like`) from per-layer factors."
+    return [torch.einsum('rskl,or,is->oikl', f[1], f[0], f[2]) if len(f) == 3 else (f[0] @ f[1]).reshape(t.shape)
+            for f, t in zip(factors, like)]
+
+@patch
+def _params(self: Tucker2, tensors, atol=0.):
+    out = 0
+    for t in tensors:
+        if t.dim() == 4:
+            r0, r1 = _num_rank(_unfold(t, 0), atol), _num_rank(_unfold(t, 1), atol)
+            out += tucker2_cost(t.shape, r0, r1, dense_when_cheaper=self.dense_when_cheaper) if r0 and r1 else 0
+        else:
+            r = _num_rank(t, atol)
+            out += rank_cost(t.shape, r, dense_when_cheaper=self.dense_when_cheaper) if r else 0
+    return out
 
 # %% ../nbs/12_constraints.ipynb #8ad38574
 def _n_values(t: Tensor, fixed_zero: bool) -> int:
@@ -300,6 +329,7 @@ def _keeps(later: Constraint, earlier: Constraint) -> bool:
     if isinstance(later, Quantized) and later.fixed_zero: return _zero_pattern(earlier)
     return False
 
+# %% ../nbs/12_constraints.ipynb #839602cc
 class Intersection(Constraint):
     "The intersection of constraint sets; `project` applies their projections in the given order (see above)."
     def __init__(self, *sets: Constraint):
@@ -325,37 +355,49 @@ class Intersection(Constraint):
         ns = {s.n_dense for s in flat if s.n_dense is not None}
         if len(ns) > 1: raise ValueError(f'the sets disagree on n_dense: {sorted(ns)}')
         self.n_dense = ns.pop() if ns else None
-    def project_factors(self, tensors) -> list[tuple]:
-        "Factored intersections: the quantized per-layer factors of the projection."
-        if not self.factored: raise TypeError('project_factors applies to LowRank/Tucker2 & Quantized')
-        lowrank, quant = self.sets
-        fs = lowrank.factors(tensors)
-        flat = quant.project([f for layer in fs for f in layer])
-        it = iter(flat)
-        return [tuple(next(it) for _ in layer) for layer in fs]
-    def project(self, tensors):
-        if self.factored: return self.sets[0].compose(self.project_factors(tensors), _tensors(tensors))
-        ts = _tensors(tensors)
-        for s in self.sets: ts = s.project(ts)
-        return ts
-    def is_feasible(self, tensors, atol=0.):
-        "All sets (for a factored intersection: the low-rank set; check the factors with `project_factors`)."
-        if self.factored: return self.sets[0].is_feasible(tensors, atol)
-        return all(s.is_feasible(tensors, atol) for s in self.sets)
-    def _params(self, tensors): return self.sets[0]._params(tensors) if self.factored else super()._params(tensors)
-    def _bits(self, tensors):
-        if not self.factored: return super()._bits(tensors)
-        q = 2 ** self.sets[1].bits   # quantized dense factors, from the numerical ranks of the tensors
-        bits = 0
-        for t in tensors:
-            if t.dim() == 4 and isinstance(self.sets[0], Tucker2):
-                r0, r1 = _num_rank(_unfold(t, 0)), _num_rank(_unfold(t, 1))
-                sizes = [t.shape[0] * r0, r0 * r1 * t.shape[2] * t.shape[3], t.shape[1] * r1]
-            else:
-                r = _num_rank(t.reshape(t.shape[0], -1)); sizes = [t.shape[0] * r, r * t[0].numel()]
-            bits += sum(faithful_tensor_bits(n, min(q, n))[0] for n in sizes)
-        return bits
     def __repr__(self): return ' & '.join(repr(s) for s in self.sets)
+
+# %% ../nbs/12_constraints.ipynb #6c9dd2b2
+@patch
+def project_factors(self: Intersection, tensors) -> list[tuple]:
+    "Factored intersections: the quantized per-layer factors of the projection."
+    if not self.factored: raise TypeError('project_factors applies to LowRank/Tucker2 & Quantized')
+    lowrank, quant = self.sets
+    fs = lowrank.factors(tensors)
+    flat = quant.project([f for layer in fs for f in layer])
+    it = iter(flat)
+    return [tuple(next(it) for _ in layer) for layer in fs]
+
+@patch
+def project(self: Intersection, tensors):
+    if self.factored: return self.sets[0].compose(self.project_factors(tensors), _tensors(tensors))
+    ts = _tensors(tensors)
+    for s in self.sets: ts = s.project(ts)
+    return ts
+
+@patch
+def is_feasible(self: Intersection, tensors, atol=0.):
+    "All sets (for a factored intersection: the low-rank set; check the factors with `project_factors`)."
+    if self.factored: return self.sets[0].is_feasible(tensors, atol)
+    return all(s.is_feasible(tensors, atol) for s in self.sets)
+
+# %% ../nbs/12_constraints.ipynb #4c75f666
+@patch
+def _params(self: Intersection, tensors): return self.sets[0]._params(tensors) if self.factored else super(Intersection, self)._params(tensors)
+
+@patch
+def _bits(self: Intersection, tensors):
+    if not self.factored: return super(Intersection, self)._bits(tensors)
+    q = 2 ** self.sets[1].bits   # quantized dense factors, from the numerical ranks of the tensors
+    bits = 0
+    for t in tensors:
+        if t.dim() == 4 and isinstance(self.sets[0], Tucker2):
+            r0, r1 = _num_rank(_unfold(t, 0)), _num_rank(_unfold(t, 1))
+            sizes = [t.shape[0] * r0, r0 * r1 * t.shape[2] * t.shape[3], t.shape[1] * r1]
+        else:
+            r = _num_rank(t.reshape(t.shape[0], -1)); sizes = [t.shape[0] * r, r * t[0].numel()]
+        bits += sum(faithful_tensor_bits(n, min(q, n))[0] for n in sizes)
+    return bits
 
 # %% ../nbs/12_constraints.ipynb #3473ea6a
 class ATMC(Intersection):

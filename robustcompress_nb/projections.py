@@ -30,7 +30,7 @@ def _check_int(x, name: str, lo: int, hi: int | None = None, what: str = "") -> 
         raise ValueError(f"{name} must be {'in ' if hi is not None else ''}{rng}{what}, got {v}")
     return v
 
-
+# %% ../nbs/11_projections.ipynb #ecc2be5a
 def _check_weight(t, name: str, ndims: tuple[int, ...] | None = None, hint: str = "", finite: bool = True) -> Tensor:
     "Check that `t` is a (finite, when `finite`) floating-point tensor (with `t.dim()` in `ndims` when given)."
     if not isinstance(t, Tensor):
@@ -44,7 +44,7 @@ def _check_weight(t, name: str, ndims: tuple[int, ...] | None = None, hint: str 
         raise ValueError(f"{name} contains NaN or inf values; projections need finite weights")
     return t
 
-
+# %% ../nbs/11_projections.ipynb #702dd989
 def _check_list(tensors, name: str = "tensors", ndims=None, hint: str = "", finite: bool = True) -> list[Tensor]:
     "A non-empty list of (finite, when `finite`) floating tensors on one device."
     if isinstance(tensors, Tensor):
@@ -90,7 +90,7 @@ def _kth_largest(mag: Tensor, k: int, *, min_n: int = 1 << 17, sample: int = 1 <
     tau = torch.kthvalue(mag, n - k + 1).values  # O(n) quickselect, no sort
     return tau, int(torch.count_nonzero(mag > tau)), int(torch.count_nonzero(mag == tau))
 
-
+# %% ../nbs/11_projections.ipynb #c5898d41
 def _topk_mask(mag: Tensor, k: int) -> Tensor:
     """Bool mask of the `k` largest entries of the 1-D non-negative `mag`; exactly `min(k, #non-zeros)` entries.
     Ties at the threshold go to the lowest indices; zeros are never selected."""
@@ -133,7 +133,7 @@ def _flat_topk_mask(mag: Tensor, sizes: list[int], k: int, per_layer_min: int) -
             c[_topk_mask(c, min(per_layer_min, c.numel()))] = math.inf
     return _topk_mask(mag, k)
 
-
+# %% ../nbs/11_projections.ipynb #094dac25
 @torch.no_grad()
 def sparse_masks(
     tensors: Sequence[Tensor],  # tensors sharing one budget (any shapes, one device)
@@ -150,7 +150,7 @@ def sparse_masks(
     mask = _flat_topk_mask(mag, sizes, k, m)
     return [mk.view(t.shape) for mk, t in zip(mask.split(sizes), ts)]
 
-
+# %% ../nbs/11_projections.ipynb #8bb8867f
 @torch.no_grad()
 def project_sparse(
     tensors: Sequence[Tensor],  # tensors sharing one budget (any shapes, one device)
@@ -185,7 +185,7 @@ def _check_dim(dim) -> int:
         raise ValueError(f"dim must be 0 (output filters / rows) or 1 (input channels / columns), got {dim!r}")
     return dim
 
-
+# %% ../nbs/11_projections.ipynb #823ec900
 @torch.no_grad()
 def project_structured_global(
     weights: Sequence[Tensor],  # 2-D (Linear) or 4-D (Conv2d) weights
@@ -207,7 +207,7 @@ def project_structured_global(
         out.append(torch.where(keep.view(shape), w, 0.0))
     return out
 
-
+# %% ../nbs/11_projections.ipynb #1c440f01
 def project_structured(
     weight: Tensor,  # a 2-D (Linear) or 4-D (Conv2d) weight
     n_keep: int,  # number of groups kept, in [0, weight.size(dim)]
@@ -235,7 +235,7 @@ def _check_rank(weight: Tensor, r, name: str = "r") -> int:
     m, n = weight.shape[0], weight[0].numel()
     return _check_int(r, name, 1, min(m, n), f" (min(out, in*kh*kw) of the {m} x {n} matrix view)")
 
-
+# %% ../nbs/11_projections.ipynb #fc672f37
 @torch.no_grad()
 def rank_factors(
     weight: Tensor,  # Linear (out, in) or Conv2d (out, in, kh, kw) weight
@@ -274,7 +274,7 @@ def rank_cost(
     r = _check_int(r, "r", 1, min(m, n), f" (min(out, in*kh*kw) of the {m} x {n} matrix view)")
     return min(r * (m + n), m * n) if dense_when_cheaper else r * (m + n)
 
-
+# %% ../nbs/11_projections.ipynb #e8bd1ac5
 def _greedy(starts: list, start_costs: list[int], moves, budget: int) -> list:
     """Greedy knapsack over per-layer move sequences. `moves(i, state)` yields (gain, cost, new_state); take the
     affordable move with the largest gain per parameter (ties: lower layer, then move order) until none fits."""
@@ -304,7 +304,7 @@ def _sq_tail(e: list[float]) -> list[float]:
         tail[j] = tail[j + 1] + e[j]
     return tail
 
-
+# %% ../nbs/11_projections.ipynb #bda54209
 class _RankLayer:
     "Greedy model of a low-rank layer: state = rank r; cost r*(m+n) (or dense m*n at full rank)."
     def __init__(self, weight: Tensor, dense_when_cheaper: bool):
@@ -326,7 +326,7 @@ class _RankLayer:
         else:
             yield self.e[r], self.m + self.n, r + 1
 
-
+# %% ../nbs/11_projections.ipynb #078296ab
 def _allocate(layers, budget, what):
     starts = [l.start() for l in layers]
     costs = [l.cost(*s) if isinstance(s, tuple) else l.cost(s) for l, s in zip(layers, starts)]
@@ -365,7 +365,7 @@ def _check_tucker(weight: Tensor, r_out, r_in) -> tuple[int, int]:
     r_in = _check_int(r_in, "r_in", 1, min(I, O * kh * kw), " (min(in, out*kh*kw), the rank of the mode-1 unfolding)")
     return r_out, r_in
 
-
+# %% ../nbs/11_projections.ipynb #0c466767
 @torch.no_grad()
 def tucker2_factors(
     weight: Tensor,  # Conv2d weight (O, I, kh, kw)
@@ -388,7 +388,7 @@ def tucker2_factors(
     core = torch.einsum('oikl,or,is->rskl', W, U_out, U_in)
     return U_out.to(weight.dtype), core.to(weight.dtype), U_in.to(weight.dtype)
 
-
+# %% ../nbs/11_projections.ipynb #3078adc1
 def project_tucker2(
     weight: Tensor,  # Conv2d weight (O, I, kh, kw)
     r_out: int,  # output-channel rank, in [1, min(O, I*kh*kw)]
@@ -404,7 +404,7 @@ def project_tucker2(
     with torch.no_grad():
         return torch.einsum('rskl,or,is->oikl', core, U_out, U_in).to(weight.dtype)
 
-
+# %% ../nbs/11_projections.ipynb #ee6d7779
 def tucker2_cost(
     shape: Sequence[int],  # Conv2d weight shape (O, I, kh, kw)
     r_out: int,  # output-channel rank
@@ -452,7 +452,7 @@ class _Tucker2Layer:
             else:
                 yield gain, self.raw(*new) - self.raw(a, b), new
 
-
+# %% ../nbs/11_projections.ipynb #236646d6
 @torch.no_grad()
 def allocate_tucker2_ranks(
     weights: Sequence[Tensor],  # Conv2d (O, I, kh, kw) weights; Linear (out, in) weights get an SVD rank

@@ -122,6 +122,7 @@ def _cell_bounds(xs: Tensor, c: Tensor) -> Tensor:
     ends = torch.where(nxt < K, ends, torch.full_like(ends, n))
     return torch.cat([ends.new_zeros(1), ends])
 
+# %% ../nbs/10_quantize.ipynb #b718f487
 def _lloyd_sorted(xs: Tensor, # sorted values
                   c: Tensor, # initial centres (float64)
                   max_iter: int, # at most this many centre updates
@@ -180,6 +181,7 @@ def _dc_layer(Dprev: Tensor, W: Tensor, S1: Tensor, S2: Tensor, k: int, r_hi: in
                               torch.cat([clo[left], a[right]]), torch.cat([a[left], chi[right]]))
     return D, opt
 
+# %% ../nbs/10_quantize.ipynb #973cf8b1
 def _segment_means(v: Tensor, # sorted distinct values (float64)
                    w: Tensor, # their weights
                    b: Tensor, # cluster boundaries 0 = b[0] < b[1] < ... < b[K] = len(v)
@@ -191,6 +193,7 @@ def _segment_means(v: Tensor, # sorted distinct values (float64)
     den = v.new_zeros(len(b) - 1).index_add_(0, seg, w)
     return torch.minimum(torch.maximum(num / den, v[b[:-1]]), v[b[1:] - 1])   # rounding never leaves the cluster
 
+# %% ../nbs/10_quantize.ipynb #281bf5d2
 def _kmeans_dp(v: Tensor, # sorted distinct values
                w: Tensor, # their multiplicities (weights > 0)
                K: int, # number of clusters, 2 <= K < len(v)
@@ -236,6 +239,7 @@ def _has_numba() -> bool:
     except ImportError: return False
     return True
 
+# %% ../nbs/10_quantize.ipynb #f81b15d8
 @functools.cache
 def _penalized_kernel():
     "The numba kernel of the penalized 1-D k-means DP, compiled on the first call."
@@ -284,6 +288,7 @@ def _penalized_kernel():
         return En
     return penalized
 
+# %% ../nbs/10_quantize.ipynb #02b02e2e
 def _kmeans_lagrange(v: Tensor, # sorted distinct values
                      w: Tensor, # their multiplicities (weights > 0)
                      K: int, # number of clusters, 2 <= K < len(v)
@@ -324,6 +329,7 @@ def _kmeans_lagrange(v: Tensor, # sorted distinct values
         p = np.concatenate([coarse[:i + 1], fine[i + s + 1:]])
     return _segment_means(v, w, torch.from_numpy(p)).to(dev)
 
+# %% ../nbs/10_quantize.ipynb #615e6118
 def _kmeans_exact(v: Tensor, w: Tensor, K: int, backend: str = 'auto') -> Tensor:
     "The K optimal centres of sorted distinct values `v` with weights `w`: numba's Lagrangian or torch's layered DP."
     if backend == 'auto': backend = 'numba' if _has_numba() else 'torch'
@@ -351,6 +357,7 @@ def _fit_centres(vals: Tensor, K: int, method: str, max_iter: int, seed: int, ow
     del xs
     return _kmeans_exact(v, w, K, backend)
 
+# %% ../nbs/10_quantize.ipynb #66fa37c3
 def _encode(x: Tensor, centres: Tensor, fixed_zero: bool, dtype) -> tuple[Tensor, Tensor]:
     "Codes of the flat tensor `x` at the nearest of the sorted `centres` (ties: lower), unused centres dropped."
     c = torch.unique_consecutive(centres.to(dtype).double())       # the values the codebook will really hold
@@ -372,6 +379,7 @@ def _encode(x: Tensor, centres: Tensor, fixed_zero: bool, dtype) -> tuple[Tensor
     if fixed_zero: c = torch.cat([c.new_zeros(1), c])
     return codes, c.to(dtype)
 
+# %% ../nbs/10_quantize.ipynb #c874ae3a
 def quantize_kmeans(t: Tensor, # floating-point tensor to quantize (per-tensor codebook)
                     bits: int, # 2**bits centres, bits in 1..16
                     *, fixed_zero: bool = True, # zeros stay zero and are not clustered; codebook[0] == 0 (ATMC)
