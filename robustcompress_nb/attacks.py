@@ -5,6 +5,7 @@
 # %% ../nbs/02_attacks.ipynb #0bed32fa
 from __future__ import annotations
 
+import logging
 import math
 import numbers
 import sys
@@ -220,6 +221,7 @@ class Attack:
     def describe(self) -> str:
         "The hyper-parameters in words."
         raise NotImplementedError
+    gradient_free = False # True for attacks that never use the model's gradients (they see through masked gradients)
     @property
     def label(self) -> str:
         "`name (hyper-parameters)`, e.g. `PGD-40 (Linf eps=0.3, alpha=0.01, 1 restart)`."
@@ -297,6 +299,7 @@ class RandomNoise(Attack):
     eps: float # radius in pixel units
     norm: str = 'Linf' # 'Linf' (random corners x +- eps) or 'L2' (uniform on the sphere)
     samples: int = 10 # random draws per example
+    gradient_free = True
     def __post_init__(self):
         _check_budget(self.eps, steps=self.samples, norm=self.norm)
         object.__setattr__(self, 'eps', float(self.eps)); object.__setattr__(self, 'samples', int(self.samples))
@@ -322,12 +325,13 @@ _AA_ATTACKS = ('apgd-ce', 'apgd-dlr', 'fab', 'square', 'apgd-t', 'fab-t')
 _AA_DEFAULT = {'standard': ['apgd-ce', 'apgd-t', 'fab-t', 'square'],
                'plus': ['apgd-ce', 'apgd-dlr', 'fab', 'square', 'apgd-t', 'fab-t'],
                'rand': ['apgd-ce', 'apgd-dlr']}
+_AA_NAMES = {'apgd-ce': 'APGD-CE', 'apgd-dlr': 'APGD-DLR', 'fab': 'FAB', 'square': 'Square', 'apgd-t': 'APGD-T', 'fab-t': 'FAB-T'}
 
 def _import_pyautoattack():
     try: import pyautoattack
     except ImportError as e:
-        raise ImportError("AutoAttack needs the optional package `pyautoattack`: "
-                          "pip install robustcompress_nb[autoattack]  (or: pip install pyautoattack)") from e
+        raise ImportError("AutoAttack needs `pyautoattack`, a core requirement of robustcompress_nb: pip install "
+                          "pyautoattack==0.2.0  (or reinstall: pip install robustcompress_nb[autoattack])") from e
     return pyautoattack
 
 @contextmanager
@@ -342,7 +346,7 @@ def frozen_params(model: nn.Module):
         for p, f in zip(params, flags): p.requires_grad_(f)
 
 class AutoAttack(Attack):
-    "Adapter over `pyautoattack.AutoAttack` (optional extra) as an attack spec: `AutoAttack(eps)(model, x, y) -> x_adv`."
+    "Adapter over `pyautoattack.AutoAttack` as an attack spec: `AutoAttack(eps)(model, x, y) -> x_adv`."
     def __init__(self, eps: float, # radius in pixel units
                  norm: str = 'Linf', # 'Linf' or 'L2'
                  version: str = 'standard', # 'standard', 'plus', 'rand' or 'custom' (then give `attacks`)
@@ -370,17 +374,27 @@ class AutoAttack(Attack):
         att = f", attacks={self.attacks!r}" if self.version == 'custom' else ''
         return f"AutoAttack(eps={self.eps!r}, norm={self.norm!r}, version={self.version!r}{att}{extra}, seed={self.seed})"
 
+    def __eq__(self, other): return type(other) is type(self) and repr(other) == repr(self)
+    def __hash__(self): return hash(repr(self))
     @property
-    def name(self): return 'AutoAttack' if self.version == 'standard' else f"AutoAttack-{self.version}"
+    def gradient_free(self): return set(self.attacks) == {'square'}
+    @property
+    def name(self):
+        "'AutoAttack' for the standard suite, the attack's name for one attack (e.g. 'APGD-T'), else 'AutoAttack-<version>'."
+        if self.version == 'custom' and len(self.attacks) == 1: return _AA_NAMES[self.attacks[0]]
+        return 'AutoAttack' if self.version == 'standard' else f"AutoAttack-{self.version}"
     @property
     def protocol(self):
         return dict(attack='AutoAttack', norm=self.norm, eps=self.eps, alpha=None, steps=self.n_iter or 100,
                     restarts=self.n_restarts, random_start=True, version=self.version, attacks=list(self.attacks),
                     n_queries=self.n_queries or 5000, seed=self.seed)
     def describe(self):
-        s = f"{self.norm} eps={fmt_eps(self.eps)}, {self.version}: {', '.join(self.attacks)}"
+        s = f"{self.norm} eps={fmt_eps(self.eps)}"
+        if not (self.version == 'custom' and len(self.attacks) == 1): s += f", {self.version}: {', '.join(self.attacks)}"
         if self.n_iter: s += f", {self.n_iter} iterations"
         if self.n_queries and 'square' in self.attacks: s += f", {self.n_queries} queries"
+        if self.n_restarts:
+            s += f", {self.n_restarts} restart{'s' if self.n_restarts > 1 else ''}" + ('' if self.attacks == ['apgd-ce'] else ' of APGD-CE')
         return s
 
     def _adversary(self, model, device, n_classes):
@@ -406,9 +420,11 @@ class AutoAttack(Attack):
         with torch.no_grad(): logits = model(x)
         _check_logits(logits, y)
         adv = self._adversary(model, x.device, logits.shape[1])
-        tracer = sys.gettrace()
+        tracer, log = sys.gettrace(), logging.getLogger('auto-attack')
+        level = log.level
         try:
+            log.setLevel(logging.ERROR)  # its warnings (e.g. zero gradients) are what evaluation's masking diagnostics report
             with frozen_params(model), torch.no_grad():
                 x_adv, _ = adv.run_standard_evaluation(x, y, batch_size=len(x))
-        finally: sys.settrace(tracer)
+        finally: sys.settrace(tracer); log.setLevel(level)
         return x_adv.detach()

@@ -5,7 +5,9 @@
 # %% ../nbs/03_evaluation.ipynb #266388e6
 from __future__ import annotations
 
+import inspect
 import math
+import numbers
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -14,10 +16,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .attacks import Attack, FGSM, PGD, RandomNoise, fmt_eps, input_grad, _check_xy, _check_budget
+from .attacks import Attack, AutoAttack, FGSM, PGD, RandomNoise, fmt_eps, input_grad, _check_xy, _check_budget
 
 # %% auto #0
-__all__ = ['eval_mode', 'EvalResult', 'format_report', 'evaluate', 'Check', 'SanityReport', 'sanity_checks', 'ScaledLogits']
+__all__ = ['PROTOCOLS', 'eval_mode', 'EvalResult', 'format_report', 'evaluate', 'Check', 'SanityReport', 'sanity_checks',
+           'ScaledLogits', 'Protocol', 'get_protocol', 'protocol_settings', 'ProtocolResult', 'format_protocol_result',
+           'evaluate_protocol', 'RoundedInput']
 
 # %% ../nbs/03_evaluation.ipynb #4392300d
 @contextmanager
@@ -173,10 +177,11 @@ class SanityReport:
 
 # %% ../nbs/03_evaluation.ipynb #2800a27f
 def _take(loader, n, dev):
+    "The first `n` examples of `loader` (None: all of them) as two tensors on `dev`."
     xs, ys, k = [], [], 0
     for xb, yb in _batches(loader):
-        xs.append(xb[:n - k]); ys.append(yb[:n - k]); k += len(xs[-1])
-        if k >= n: break
+        xs.append(xb if n is None else xb[:n - k]); ys.append(yb if n is None else yb[:n - k]); k += len(xs[-1])
+        if n is not None and k >= n: break
     if not xs: raise ValueError("loader yielded no examples")
     return torch.cat(xs).to(dev), torch.cat(ys).to(dev)
 
@@ -186,6 +191,7 @@ def sanity_checks(model: nn.Module, # classifier returning logits (run in eval m
                   *, norm: str = 'Linf', # 'Linf' or 'L2'
                   n_examples: int = 200, # examples used (the first ones of the loader)
                   steps: int = 20, # PGD steps k; the convergence check also runs 4k
+                  restarts: int = 3, # restarts R >= 2 of the restarts check (PGD-k with R restarts vs 1)
                   alpha: float | None = None, # PGD step size (None: 2.5 eps / steps)
                   tol: float = 0.01, # allowed violation of each comparison (fraction; at least 2 examples)
                   max_unbounded: float = 0.01, # largest accuracy allowed under the unbounded attack
@@ -194,7 +200,8 @@ def sanity_checks(model: nn.Module, # classifier returning logits (run in eval m
                   seed: int | None = 0, # seeds torch's RNG for reproducible random starts (None: leave it)
                  ) -> SanityReport:
     "Gradient-masking sanity checks of Carlini et al. (2019) for an evaluation at budget `eps`; see the table above."
-    _check_budget(eps, alpha, steps, None, norm)
+    _check_budget(eps, alpha, steps, restarts, norm)
+    if restarts < 2: raise ValueError(f"restarts must be an integer >= 2 (the check compares R restarts with 1), got {restarts!r}")
     if eps == 0: raise ValueError("eps must be > 0 for sanity checks, got 0")
     if isinstance(n_examples, bool) or not isinstance(n_examples, int) or n_examples < 1:
         raise ValueError(f"n_examples must be an integer >= 1, got {n_examples!r}")
@@ -208,6 +215,7 @@ def sanity_checks(model: nn.Module, # classifier returning logits (run in eval m
     single = FGSM(eps) if norm == 'Linf' else PGD(eps, eps, 1, norm, random_start=False)
     grid = [eps / 4, eps / 2, eps, 2 * eps]
     attacks = {'single': single, 'pgd': PGD(eps, alpha, steps, norm), 'pgd_long': PGD(eps, alpha, 4 * steps, norm),
+               'pgd_restarts': PGD(eps, alpha, steps, norm, restarts=restarts),
                'noise': RandomNoise(eps, norm, noise_samples), 'unbounded': PGD(big, 2.5 * big / steps, steps, norm)}
     attacks.update({f'eps{i}': PGD(e, 2.5 * e / steps, steps, norm) for i, e in enumerate(grid) if e < big and e != eps})
     cuda = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == 'cuda' else []
@@ -232,6 +240,9 @@ def sanity_checks(model: nn.Module, # classifier returning logits (run in eval m
               f"PGD-{steps} {pct(a['pgd'])} vs {sname} {pct(a['single'])}", dict(pgd=a['pgd'], single=a['single'])),
         Check('more steps help', a['pgd_long'] <= a['pgd'] + tol_n,
               f"PGD-{4 * steps} {pct(a['pgd_long'])} vs PGD-{steps} {pct(a['pgd'])}", dict(long=a['pgd_long'], short=a['pgd'])),
+        Check('more restarts help', a['pgd_restarts'] <= a['pgd'] + tol_n,
+              f"PGD-{steps} x {restarts} restarts {pct(a['pgd_restarts'])} vs 1 run {pct(a['pgd'])}",
+              dict(restarts=a['pgd_restarts'], one=a['pgd'])),
         Check('monotone in eps', not rises,
               "eps -> acc: " + ", ".join(f"{fmt_eps(e)}: {pct(v)}" for e, v in curve)
               + ("" if not rises else f"; rises after eps={', '.join(fmt_eps(e0) for e0, _ in rises)}"), dict(curve=curve)),
@@ -254,3 +265,273 @@ class ScaledLogits(nn.Module):
         super().__init__()
         self.model, self.scale = model, scale
     def forward(self, x): return self.model(x) * self.scale
+
+# %% ../nbs/03_evaluation.ipynb #71d436d7
+def _is_count(v, lo=1): return isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= lo
+
+def _is_aa(a, which): return isinstance(a, AutoAttack) and which in a.attacks
+
+@dataclass(frozen=True)
+class Protocol:
+    "A named, versioned evaluation protocol: which attacks run, in which order, with which settings, on how many examples."
+    name: str # registry name, e.g. 'aa-fast'
+    version: int # bumped whenever the attacks or their settings change: numbers of two versions are not comparable
+    eps: float # radius of the threat model, pixel units
+    attacks: tuple # attack specs, run in this order
+    norm: str = 'Linf' # 'Linf' or 'L2'; every attack must use it
+    n_examples: int | None = None # the first n test examples (None: all)
+    cascade: bool = True # each attack only on the points all earlier ones missed (AutoAttack); False: each on all clean-correct points
+    upper_bound: bool = False # the suite is too weak for a robust accuracy: the headline is called `robust_upper_bound`
+    square_queries: int = 1000 # queries of the masking check's Square when the suite does not end with a gradient-free attack
+    diag_examples: int = 200 # examples of the masking sanity checks (the first ones)
+    settings: tuple = () # (key, value) pairs where `get_protocol` departed from the protocol's defaults
+    def __post_init__(self): _check_protocol(self)
+    def describe(self) -> str:
+        "The protocol in one line, to print beside every number it produced."
+        head = f"{self.name} v{self.version}" + ''.join(f" {k}={v}" for k, v in self.settings)
+        if self.upper_bound: head += " (UPPER BOUND only)"
+        order = (' > '.join if self.cascade else ', '.join)(_stage_text(a, self) for a in self.attacks)
+        how = "each attack on the points all earlier ones missed" if self.cascade else "each attack on all clean-correct points"
+        return (f"{head}: {self.norm} eps={fmt_eps(self.eps)}, n={self.n_examples or 'all'}; {order}; {how}; "
+                "per-example worst case")
+    __str__ = describe
+    def spec(self) -> dict:
+        "The protocol as a JSON-friendly dict (what a results row stores next to its numbers)."
+        return dict(name=self.name, version=self.version, eps=self.eps, norm=self.norm, n_examples=self.n_examples,
+                    cascade=self.cascade, upper_bound=self.upper_bound, attacks=[_protocol(a) for a in self.attacks],
+                    labels=[getattr(a, 'label', None) for a in self.attacks], square_queries=self.square_queries,
+                    diag_examples=self.diag_examples, settings=dict(self.settings), text=self.describe())
+
+def _check_protocol(p):
+    "Validate a Protocol's fields (normalizing them in place); refuse what it cannot honour."
+    if not isinstance(p.name, str) or not p.name: raise ValueError(f"name must be a non-empty str, got {p.name!r}")
+    if not _is_count(p.version): raise ValueError(f"version must be an integer >= 1, got {p.version!r}")
+    _check_budget(p.eps, norm=p.norm)
+    if p.eps <= 0: raise ValueError(f"eps must be > 0 for a robustness protocol, got {p.eps!r}")
+    for k in ('n_examples', 'square_queries', 'diag_examples'):
+        v = getattr(p, k)
+        if not (_is_count(v) or (k == 'n_examples' and v is None)): raise ValueError(f"{k} must be an integer >= 1, got {v!r}")
+    for k in ('cascade', 'upper_bound'):
+        if not isinstance(getattr(p, k), bool): raise ValueError(f"{k} must be a bool, got {getattr(p, k)!r}")
+    object.__setattr__(p, 'eps', float(p.eps))
+    object.__setattr__(p, 'attacks', tuple(p.attacks) if isinstance(p.attacks, (list, tuple)) else (p.attacks,))
+    object.__setattr__(p, 'settings', tuple(p.settings))
+    _check_stages(p)
+
+# %% ../nbs/03_evaluation.ipynb #0f457ea5
+def _check_stages(p: Protocol):
+    "Refuse a suite whose attacks do not honour the protocol's threat model, or that is too weak for its label."
+    if not p.attacks: raise ValueError("attacks must hold at least one attack spec")
+    for a in p.attacks:
+        if not callable(a): raise TypeError(f"each attack must be callable as attack(model, x, y), got {type(a).__name__}")
+        e, nm = getattr(a, 'eps', None), getattr(a, 'norm', 'Linf')
+        if e is None or abs(float(e) - p.eps) > 1e-12 * max(1, p.eps) or nm != p.norm:
+            raise ValueError(f"{getattr(a, 'label', a)!r} does not attack the protocol's threat model {p.norm} eps={fmt_eps(p.eps)}: "
+                             "every attack of a protocol must use its eps and norm")
+    if not p.upper_bound:
+        missing = [w for w, ok in (('APGD-CE', any(_is_aa(a, 'apgd-ce') for a in p.attacks)),
+                                   ('APGD-T', any(_is_aa(a, 'apgd-t') for a in p.attacks)),
+                                   ('Square', any(_is_aa(a, 'square') for a in p.attacks))) if not ok]
+        if missing:
+            raise ValueError(f"protocol {p.name!r} has no {', no '.join(missing)}: its worst case is only an upper bound on "
+                             "the robust accuracy; add them (AutoAttack) or pass upper_bound=True")
+
+def _stage_text(a, p: Protocol) -> str:
+    "An attack's label without the protocol's threat model (printed once, in front)."
+    label = getattr(a, 'label', None) or getattr(a, '__name__', type(a).__name__)
+    tm = f"{p.norm} eps={fmt_eps(p.eps)}"
+    return label.replace(f"({tm}, ", "(").replace(f" ({tm})", "")
+
+# %% ../nbs/03_evaluation.ipynb #61febc1a
+def _aa_stage(eps, norm, attack, n_iter=None, n_queries=None):
+    "One attack of AutoAttack's standard suite, with the standard version's settings (1 restart, up to 9 targets)."
+    return AutoAttack(eps, norm, 'custom', attacks=[attack], n_iter=n_iter, n_queries=n_queries,
+                      n_restarts=1 if attack == 'apgd-ce' else None)
+
+def _pgd(eps, norm, steps, restarts=1, alpha=None):
+    return PGD(eps, 2.5 * eps / steps if alpha is None and _is_count(steps) else alpha, steps, norm, restarts=restarts)
+
+def _standard(eps, norm, pgd_steps=40):
+    return dict(attacks=[_pgd(eps, norm, pgd_steps), _aa_stage(eps, norm, 'apgd-ce', 100), _aa_stage(eps, norm, 'apgd-t', 100),
+                         _aa_stage(eps, norm, 'fab-t', 100), _aa_stage(eps, norm, 'square', n_queries=5000)])
+
+def _aa_fast(eps, norm, pgd_steps=20, n_iter=100, square_queries=1000):
+    return dict(attacks=[_pgd(eps, norm, pgd_steps), _aa_stage(eps, norm, 'apgd-ce', n_iter), _aa_stage(eps, norm, 'apgd-t', n_iter),
+                         _aa_stage(eps, norm, 'square', n_queries=square_queries)])
+
+def _teaching(eps, norm, pgd_steps=20, pgd_restarts=1, pgd_alpha=None):
+    if norm != 'Linf': raise ValueError(f"the teaching protocol's FGSM is L-infinity only: norm must be 'Linf', got {norm!r}")
+    return dict(attacks=[FGSM(eps), _pgd(eps, norm, pgd_steps, pgd_restarts, pgd_alpha)], cascade=False, upper_bound=True)
+
+@dataclass(frozen=True)
+class _Recipe:
+    version: int; build: callable; summary: str
+
+PROTOCOLS = {
+    'standard': _Recipe(1, _standard, "AutoAttack's standard suite (APGD-CE, APGD-T, FAB-T, Square 5000 queries) after our PGD-40"),
+    'aa-fast': _Recipe(1, _aa_fast, "AA-grade for CPUs: PGD-20, APGD-CE, APGD-T, Square 1000 queries (no FAB-T)"),
+    'teaching': _Recipe(1, _teaching, "FGSM and PGD-20, each on all points: an upper bound on robust accuracy, fast"),
+}
+
+# %% ../nbs/03_evaluation.ipynb #f32ba119
+def get_protocol(name: str, # a key of `PROTOCOLS`: 'standard', 'aa-fast' or 'teaching'
+                 eps: float, # radius of the threat model in pixel units, > 0
+                 *, norm: str = 'Linf', # 'Linf' or 'L2' ('teaching' is Linf only)
+                 n_examples: int | None = None, # the first n test examples (None: all)
+                 **settings, # the protocol's own settings (see `protocol_settings`); anything else is refused
+                ) -> Protocol:
+    "The registered protocol `name` at budget `eps`; non-default settings are part of its printed name."
+    if not isinstance(name, str) or name not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {name!r}; known: {', '.join(PROTOCOLS)}")
+    allowed = protocol_settings(name)
+    bad = sorted(set(settings) - set(allowed))
+    if bad:
+        raise ValueError(f"protocol {name!r} cannot honour the setting(s) {bad}: its settings are {allowed or 'fixed'} "
+                         "(for other attacks or settings, build a Protocol yourself under another name)")
+    changed = tuple((k, settings[k]) for k in allowed if k in settings and settings[k] != allowed[k])
+    r = PROTOCOLS[name]
+    return Protocol(name, r.version, eps, norm=norm, n_examples=n_examples, settings=changed, **r.build(eps, norm, **settings))
+
+def protocol_settings(name: str) -> dict:
+    "The settings a registered protocol accepts in `get_protocol`, with their defaults."
+    if name not in PROTOCOLS: raise ValueError(f"unknown protocol {name!r}; known: {', '.join(PROTOCOLS)}")
+    ps = list(inspect.signature(PROTOCOLS[name].build).parameters.values())[2:]
+    return {q.name: q.default for q in ps}
+
+# %% ../nbs/03_evaluation.ipynb #931ead79
+def _run_stages(model, x, y, attacks: dict, cascade: bool, batch_size: int, ok=None):
+    """Run the attacks in order on (x, y) (model in eval mode). Returns the clean-correct flags, the survivors of all
+    attacks, and per attack: its accuracy (after it and all earlier ones, if `cascade`), the number of points it broke
+    that every earlier attack missed, its seconds, and the flags of those points."""
+    if ok is None:
+        with torch.no_grad(): ok = torch.cat([model(x[s:s + batch_size]).argmax(1) for s in range(0, len(x), batch_size)]) == y
+    alive, n, acc, broken, secs, killed = ok.clone(), len(y), {}, {}, {}, {}
+    for k, a in attacks.items():
+        todo = (alive if cascade else ok).nonzero().squeeze(1)
+        surv = torch.zeros_like(ok)
+        t0 = time.perf_counter()
+        for s in range(0, len(todo), batch_size):
+            i = todo[s:s + batch_size]
+            xa = a(model, x[i], y[i])
+            with torch.no_grad(): surv[i] = model(xa).argmax(1) == y[i]
+        secs[k] = time.perf_counter() - t0
+        killed[k] = alive & ~surv; broken[k] = int(killed[k].sum()); alive &= surv
+        acc[k] = int((alive if cascade else surv).sum()) / n
+    return ok, alive, acc, broken, secs, killed
+
+# %% ../nbs/03_evaluation.ipynb #5edbfcb4
+def _gradient_free_check(model, x, y, p: Protocol, attacks: dict, stages, batch_size, tol_n):
+    """Square on the points that survived the gradient attacks: the suite's own last attack if it is gradient-free and run
+    in cascade (nothing runs twice), else an extra Square (`p.square_queries`), whose kills join the worst case. The points
+    it broke count as masked unless APGD-CE + APGD-T break them too (re-run on those points if the suite had neither)."""
+    ok, alive, acc, broken, secs, killed = stages
+    last, names = list(attacks)[-1], list(attacks)
+    if p.cascade and getattr(attacks[last], 'gradient_free', False):
+        name, before, earlier, extra = last, alive | killed[last], [attacks[k] for k in names[:-1]], False
+    else:
+        sq = AutoAttack(p.eps, p.norm, 'custom', attacks=['square'], n_queries=p.square_queries)
+        name, before, earlier, extra = sq.label, alive, list(attacks.values()), True
+        alive = _run_stages(model, x, y, {name: sq}, True, batch_size, ok=alive)[1]
+    hit = before & ~alive
+    b, missed, how = int(hit.sum()), int(hit.sum()), "that APGD-CE and APGD-T had missed"
+    if b and not all(any(_is_aa(a, w) for a in earlier) for w in ('apgd-ce', 'apgd-t')):
+        apgd = {w: _aa_stage(p.eps, p.norm, w, 100) for w in ('apgd-ce', 'apgd-t')}
+        missed = int(_run_stages(model, x, y, apgd, True, batch_size, ok=hit)[1].sum())
+        how = "that APGD-CE and APGD-T (re-run on them) also miss"
+    n = len(y)
+    check = Check('gradient-free attack finds nothing new', missed <= tol_n * n,
+                  f"{name} broke {b} of the {int(before.sum())} points that survived the gradient attacks, {missed} of them "
+                  f"{how} ({missed / n:.1%} of n, max {tol_n:.1%})",
+                  dict(attack=name, broken=b, missed_by_apgd=missed, survivors=int(before.sum()), extra=extra))
+    return check, alive
+
+# %% ../nbs/03_evaluation.ipynb #400b031a
+class ProtocolResult(dict):
+    "The result of `evaluate_protocol`: a JSON-serialisable dict whose repr is the report (protocol text beside the numbers)."
+    def __repr__(self): return format_protocol_result(self)
+    def _repr_markdown_(self): return format_protocol_result(self, markdown=True)
+
+def format_protocol_result(r: dict, # a result of `evaluate_protocol`
+                           markdown: bool = False, # a markdown table instead of three lines
+                          ) -> str:
+    "The headline with its name, each attack, the masking verdict and the protocol's one-line text."
+    head = f"{r['headline_label']} {r[r['headline']]:.1%}"
+    if r['masked']: head += f"  [MASKING SUSPECTED: {', '.join(r['masking_flags'])}]"
+    diag = ('masking diagnostics off' if r['diagnostics'] is None else
+            f"masking diagnostics: {len(r['diagnostics']) - len(r['masking_flags'])}/{len(r['diagnostics'])} passed")
+    if markdown:
+        rows = [f"| {k} | {v:.1%} | {r['attack_broken'][k]} | {r['attack_seconds'][k]:.1f} |" for k, v in r['attack_acc'].items()]
+        return "\n".join([f"**{head}** (clean {r['clean_acc']:.1%}, n={r['n']}, {r['seconds']:.0f} s; {diag})", "",
+                          f"protocol: {r['protocol_text']}", "", "| attack | accuracy | broke | seconds |", "|---|---|---|---|"] + rows)
+    att = " | ".join(f"{k} {v:.1%}" for k, v in r['attack_acc'].items())
+    return (f"{head} (clean {r['clean_acc']:.1%}, n={r['n']}, {r['seconds']:.0f} s)\n  {att} | {diag}\n"
+            f"  protocol: {r['protocol_text']}")
+
+# %% ../nbs/03_evaluation.ipynb #6aca4d91
+def _protocol_result(p: Protocol, stages, alive, checks, n, times) -> ProtocolResult:
+    ok, _, acc, broken, secs, _ = stages
+    worst, key = int(alive.sum()) / n, 'robust_upper_bound' if p.upper_bound else 'robust_acc'
+    flags = [c.name for c in checks if not c.passed]
+    names = list(acc)
+    return ProtocolResult(
+        protocol=p.name, protocol_version=p.version, protocol_text=p.describe(), protocol_spec=p.spec(),
+        eps=p.eps, norm=p.norm, n=n, clean_acc=int(ok.sum()) / n,
+        attack_acc=acc, attack_broken=broken, attack_seconds=secs,
+        attack_labels={k: getattr(a, 'label', k) for k, a in zip(names, p.attacks)},
+        worst_case_acc=worst, headline=key, **{key: worst},
+        headline_label='robust accuracy upper bound' if p.upper_bound else 'robust accuracy',
+        diagnostics=None if not checks else {c.name: dict(passed=bool(c.passed), detail=c.detail, values=_plain_json(c.values))
+                                             for c in checks},
+        masking_flags=flags, masked=bool(flags), **times)
+
+def _plain_json(v):
+    "Tuples to lists, numbers to Python numbers: what json.dumps writes and reads back equal."
+    if isinstance(v, dict): return {str(k): _plain_json(u) for k, u in v.items()}
+    if isinstance(v, (list, tuple)): return [_plain_json(u) for u in v]
+    if isinstance(v, bool) or v is None or isinstance(v, str): return v
+    if isinstance(v, numbers.Integral): return int(v)
+    if isinstance(v, numbers.Real): return float(v)
+    return str(v)
+
+# %% ../nbs/03_evaluation.ipynb #12789dac
+def evaluate_protocol(model: nn.Module, # classifier returning logits; run in eval mode, each submodule's mode restored after
+                      loader, # test batches (x, y) with x in [0, 1] (e.g. `data.test`), or one pair (x, y)
+                      protocol: Protocol, # from `get_protocol` (or built by hand)
+                      *, diagnostics: bool = True, # run the masking diagnostics (gradient-free attack + sanity checks)
+                      tol: float = 0.01, # tolerance of the diagnostics (fraction; at least 2 examples)
+                      batch_size: int = 500, # examples per attack call
+                      device=None, # None: the model's device
+                      seed: int | None = 0, # seeds torch's RNG (random starts) for a reproducible result (None: leave it)
+                     ) -> ProtocolResult: # a JSON-serialisable dict that prints as a report
+    "Evaluate `model` under `protocol`: clean accuracy, each attack, the per-example worst case and masking diagnostics."
+    if not isinstance(protocol, Protocol):
+        raise TypeError(f"protocol must be a Protocol (see get_protocol), got {type(protocol).__name__} {protocol!r}")
+    if not _is_count(batch_size): raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    if not 0 <= tol < 1: raise ValueError(f"tol must be in [0, 1), got {tol!r}")
+    dev = torch.device(device) if device is not None else _model_device(model)
+    x, y = _take(loader, protocol.n_examples, dev)
+    _check_xy(x, y)
+    n, tol_n, attacks = len(y), max(tol, 2 / len(y)), _named_attacks(list(protocol.attacks))
+    t0, c0 = time.perf_counter(), time.process_time()
+    cuda = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == 'cuda' else []
+    with eval_mode(model), torch.random.fork_rng(devices=cuda):
+        if seed is not None: torch.manual_seed(seed)
+        stages = _run_stages(model, x, y, attacks, protocol.cascade, batch_size)
+        t_att, c_att, alive, checks = time.perf_counter() - t0, time.process_time() - c0, stages[1], []
+        if diagnostics:
+            gf, alive = _gradient_free_check(model, x, y, protocol, attacks, stages, batch_size, tol_n)
+            m = min(n, protocol.diag_examples)
+            rep = sanity_checks(model, (x[:m], y[:m]), protocol.eps, norm=protocol.norm, n_examples=m, tol=tol, device=dev, seed=seed)
+            checks = [gf] + rep.checks
+    return _protocol_result(protocol, stages, alive, checks, n, dict(
+        seconds=time.perf_counter() - t0, seconds_attacks=t_att, seconds_diagnostics=time.perf_counter() - t0 - t_att,
+        cpu_seconds=time.process_time() - c0, cpu_seconds_attacks=c_att))
+
+# %% ../nbs/03_evaluation.ipynb #c852ae77
+class RoundedInput(nn.Module):
+    "Round every input pixel to `levels` gray levels before `model`: same predictions on such images, exactly zero input gradient."
+    def __init__(self, model: nn.Module, levels: int = 2):
+        super().__init__()
+        if not _is_count(levels, 2): raise ValueError(f"levels must be an integer >= 2, got {levels!r}")
+        self.model, self.levels = model, levels
+    def forward(self, x): return self.model(torch.round(x * (self.levels - 1)) / (self.levels - 1))
