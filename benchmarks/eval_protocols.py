@@ -7,7 +7,7 @@ the same test examples, with their wall times, on one CPU thread.
 
 The models are trained here with the package's own pipeline (`train.fit` for the dense ones, `experiments.run_method`
 for ATMC-8, continuing from the dense digits model) and cached as state dicts under --cache (default
-benchmarks/results/eval_protocols_*.pt, loaded with `torch.load(weights_only=True)`); the ATMC model is cached merged
+benchmarks/results/eval_protocols_*.safetensors, `cli.save_dense`: safetensors, reading runs no code); the ATMC model is cached merged
 (`layers.atmc_merge`: W = UV + C as plain layers, the same function). Delete a file to retrain its model.
 
 Every protocol runs on the first --n test examples (--n-mnist for MNIST) with seed 0; `aa-fast` also runs its masking
@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 from robustcompress_nb.attacks import PGD
+from robustcompress_nb.cli import save_dense, load_dense
 from robustcompress_nb.data import get_data
 from robustcompress_nb.evaluation import evaluate_protocol, get_protocol
 from robustcompress_nb.experiments import run_method
@@ -53,12 +54,11 @@ def cached(path: Path, build, make):
     "The model `make()` loaded from `path` if it exists, else `build()` trained and saved there."
     model = make()
     if path.exists():
-        model.load_state_dict(torch.load(path, weights_only=True))
+        model.load_state_dict(load_dense(path)[1])
         return model.eval(), False
     trained = build()
     model.load_state_dict(trained.state_dict())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, path)
+    save_dense(path, model, {'cached_by': 'benchmarks/eval_protocols.py', 'file': path.name})
     return model.eval(), True
 
 
@@ -86,13 +86,13 @@ def models(args):
     cache = Path(args.cache)
     digits = get_data('digits', batch_size=64)
     small = lambda: get_model('small_cnn', digits.info, seed=0)
-    dense, t1 = cached(cache / 'eval_protocols_digits_small_cnn_at.pt', lambda: adv_train('small_cnn', digits, 10, 1e-2, 0), small)
+    dense, t1 = cached(cache / 'eval_protocols_digits_small_cnn_at.safetensors', lambda: adv_train('small_cnn', digits, 10, 1e-2, 0), small)
     yield 'digits small_cnn AT', digits, dense, t1
-    atmc, t2 = cached(cache / 'eval_protocols_digits_small_cnn_atmc8_1pct.pt', lambda: atmc8(digits, dense), small)
+    atmc, t2 = cached(cache / 'eval_protocols_digits_small_cnn_atmc8_1pct.safetensors', lambda: atmc8(digits, dense), small)
     yield 'digits small_cnn ATMC-8 1%', digits, atmc, t2
     if args.root:
         mnist = get_data('mnist', root=args.root, n_train=12000, batch_size=128)
-        lenet, t3 = cached(cache / 'eval_protocols_mnist_lenet5_at.pt', lambda: adv_train('lenet5', mnist, 4, 2e-3, 1),
+        lenet, t3 = cached(cache / 'eval_protocols_mnist_lenet5_at.safetensors', lambda: adv_train('lenet5', mnist, 4, 2e-3, 1),
                            lambda: get_model('lenet5', mnist.info, seed=0))
         yield 'mnist lenet5 AT', mnist, lenet, t3
 

@@ -15,8 +15,8 @@ How it runs: one `experiments.sweep` per method label (ATMC-b is method ATMC at 
 results files, so the script only chooses the schedule:
 - One dense ADVERSARIAL model (DA) is trained once (`experiments.train_method`, lr `lr_dense`, eps ramped up over
   `eps_warmup` epochs) and every adversarial method starts from it (sweep's shared dense start, `DenseModels`).
-  Its state_dict and training record are kept in one file of `<out stem>_cache/` (`torch.save`, git-ignored *.pt,
-  read back with `weights_only=True`), so a resumed invocation does not train it again. NAP trains its own natural
+  Its weights and training record are kept in one safetensors file of `<out stem>_cache/` (`cli.save_dense`,
+  reading it runs no code), so a resumed invocation does not train it again. NAP trains its own natural
   dense stage (`dense_epochs`, at the compression lr) and then prunes.
 - Every method gets `stage_epochs` per compression stage (ATMC-8 runs ATMC-32's sparse and factorized stages,
   then its quantization stage). DA is one row (keep empty, CR 1). ALR and CSTAR cannot reach budgets below rank 1
@@ -62,6 +62,7 @@ try:  # run from a checkout without installing the package
 except ImportError:
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from robustcompress_nb.cli import save_dense, load_dense
 from robustcompress_nb.data import get_data
 from robustcompress_nb.experiments import (DenseModels, load_rows, recipe, results_paths, results_table, sweep,
                                            teaching_attacks, train_method, write_report)
@@ -126,15 +127,15 @@ def parse_label(label: str) -> tuple[str, int | None]:
 
 
 def dense_start(data, attack, sched, a, device, cache: Path) -> DenseModels:
-    """Sweep's shared dense start, trained here (lr `lr_dense`, eps warm-up) or read back from `cache`: one file with
-    the state_dict and the training record (stages, epochs, seconds), read with `weights_only=True` (runs no code)."""
+    """Sweep's shared dense start, trained here (lr `lr_dense`, eps warm-up) or read back from `cache`: one safetensors
+    file with the weights and the training record (stages, epochs, seconds) as JSON (`cli.save_dense`: reading runs no code)."""
     dense = DenseModels()
     key = DenseModels.key(data, MODEL, attack, a.seed, sched['dense_epochs'])
-    pt = cache / ('dense_' + hashlib.sha1(json.dumps([key, sched, a.loss]).encode()).hexdigest()[:10] + '.pt')
+    pt = cache / ('dense_' + hashlib.sha1(json.dumps([key, sched, a.loss]).encode()).hexdigest()[:10] + '.safetensors')
     if pt.exists():
-        saved = torch.load(pt, map_location='cpu', weights_only=True)
-        model, record = get_model(MODEL, data.info, seed=a.seed), saved['record']
-        model.load_state_dict(saved['state_dict'])
+        record, state = load_dense(pt)
+        model = get_model(MODEL, data.info, seed=a.seed)
+        model.load_state_dict(state)
         print(f"dense model from {pt} ({record['train_seconds']:.0f} s of training when made)", flush=True)
     else:
         tr = train_method('da', get_model(MODEL, data.info, seed=a.seed), Budget(), data, attack=attack,
@@ -143,10 +144,7 @@ def dense_start(data, attack, sched, a, device, cache: Path) -> DenseModels:
         if tr.stopped: raise SystemExit('the dense training was stopped')
         model, record = tr.model, dict(stages=[s.name for s in tr.stages], epochs=[s.epochs for s in tr.stages],
                                        train_seconds=round(tr.seconds, 3))
-        cache.mkdir(parents=True, exist_ok=True)
-        tmp = pt.with_name(pt.name + '.tmp')
-        torch.save(dict(state_dict={k: v.cpu() for k, v in model.state_dict().items()}, record=record), tmp)
-        os.replace(tmp, pt)
+        save_dense(pt, model, record)
         print(f"dense model trained in {tr.seconds:.0f} s -> {pt}", flush=True)
     dense.cache[key] = (record, model)
     return dense
