@@ -213,16 +213,6 @@ def _mnist_like(name, folder, cls_name):
     return source
 
 # %% ../nbs/00_data.ipynb #9aa201fb
-_CIFAR_PY = ('data_batch_1', 'data_batch_2', 'data_batch_3', 'data_batch_4', 'data_batch_5', 'test_batch', 'batches.meta')
-_JPEG_NOTE = ("JPEG (lossy) copy of CIFAR-10: trends and teaching only; numbers are NOT comparable with "
-              "published CIFAR-10 results. Label them 'CIFAR-10 (JPEG copy)'.")
-
-@functools.lru_cache(maxsize=2)
-def _torchvision_cifar10(root, train):
-    import torchvision
-    ds = torchvision.datasets.CIFAR10(root, train=train, download=False)
-    return torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous(), torch.tensor(ds.targets)
-
 @functools.lru_cache(maxsize=4)
 def _jpeg_listing(split_dir):
     d = Path(split_dir)
@@ -245,6 +235,17 @@ def _decode(paths:tuple) -> torch.Tensor:
     shapes = {a.shape for a in arrs}
     if len(shapes) != 1: raise ValueError(f"images of different sizes in the JPEG tree: {sorted(shapes)[:4]}")
     return torch.from_numpy(np.stack(arrs)).permute(0, 3, 1, 2).contiguous()
+
+# %% ../nbs/00_data.ipynb #6062eb36
+_CIFAR_PY = ('data_batch_1', 'data_batch_2', 'data_batch_3', 'data_batch_4', 'data_batch_5', 'test_batch', 'batches.meta')
+_JPEG_NOTE = ("JPEG (lossy) copy of CIFAR-10: trends and teaching only; numbers are NOT comparable with "
+              "published CIFAR-10 results. Label them 'CIFAR-10 (JPEG copy)'.")
+
+@functools.lru_cache(maxsize=2)
+def _torchvision_cifar10(root, train):
+    import torchvision
+    ds = torchvision.datasets.CIFAR10(root, train=train, download=False)
+    return torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous(), torch.tensor(ds.targets)
 
 def _cifar10_source(root, train):
     root = Path(root)

@@ -40,6 +40,7 @@ def pack_bits(values, # non-negative integers, each < 2**width
     return b''.join(np.packbits(((v[i:i + _CHUNK, None] >> shifts) & 1).astype(np.uint8)).tobytes()
                     for i in range(0, v.size, _CHUNK))
 
+# %% ../nbs/15_export.ipynb #eaf119be
 def unpack_bits(data: bytes, # bytes written by `pack_bits`
                 width: int, # bits per value
                 count: int, # how many values to read
@@ -69,6 +70,7 @@ _ST_SIZE = {s: d.itemsize for d, s in _ST_NAME.items()}                    # saf
 _PARTS = {'dense': ('values',), 'dense_codes': ('codebook', 'codes'), 'sparse': ('positions', 'values'),
           'sparse_codes': ('positions', 'codebook', 'codes')}              # the byte sections of each encoding, in order
 
+# %% ../nbs/15_export.ipynb #91cba409
 def _field(d, key, where, kind=int, lo=0, hi=2**63 - 1):
     "`d[key]`, checked: a ValueError naming `where` and the field if it is missing, of the wrong type or out of range."
     if not isinstance(d, dict): raise ValueError(f"{where}: must be a JSON object, got {type(d).__name__}")
@@ -92,6 +94,7 @@ def _dtype(d, where) -> torch.dtype:
     if name not in _DTYPES: raise ValueError(f"{where}: field 'dtype' must be one of {', '.join(_DTYPES)}, got {name[:30]!r}")
     return _DTYPES[name]
 
+# %% ../nbs/15_export.ipynb #c56da389
 def _nbytes(n: int, width: int) -> int: return (n * width + 7) // 8
 
 def _check_meta(meta: dict, # a tensor description written by `encode_tensor`
@@ -152,6 +155,7 @@ def _decode_positions(meta: dict, data, shape, nnz: int, where: str) -> np.ndarr
         raise ValueError(f"{where}: the positions section does not hold {nnz} distinct in-range positions in order")
     return idx
 
+# %% ../nbs/15_export.ipynb #1c2a19fb
 def encode_tensor(t: torch.Tensor, # any tensor with 1, 2, 4 or 8 byte elements
                   max_codebook: int = 2**16, # as in `size.best_encoding`
                  ) -> tuple[dict, list[bytes]]:
@@ -175,6 +179,7 @@ def encode_tensor(t: torch.Tensor, # any tensor with 1, 2, 4 or 8 byte elements
     meta.update(k=int(book.size), code_width=bit_width(book.size))
     return meta, [pos, book.astype(le).tobytes(), pack_bits(codes, meta['code_width'])]
 
+# %% ../nbs/15_export.ipynb #52b57654
 def decode_tensor(meta: dict, # the description written by `encode_tensor`
                   sections: list, # its byte sections (bytes or 1-D uint8 arrays)
                   where: str = 'tensor', # how errors name the tensor
@@ -212,6 +217,7 @@ def _part_tensor(b: bytes, dtype: torch.dtype, shape) -> torch.Tensor:
     if not b: return torch.empty(0, dtype=dtype).reshape(shape)   # (an empty numpy buffer has no stride to view)
     return torch.from_numpy(np.frombuffer(b, np.uint8).copy()).view(dtype).reshape(shape)
 
+# %% ../nbs/15_export.ipynb #c9c503d8
 def _write(path, description: dict | str, tensors: dict) -> tuple[int, int]:
     "Write `tensors` and the JSON `description` (zlib, base64; or a `str` taken as is) as a safetensors file, with the SHA-256 of the whole file (the digest read as zeros) in its metadata; atomically. Returns the lengths of the header and of the description in it."
     blob = description if isinstance(description, str) else base64.b64encode(zlib.compress(json.dumps(description, separators=(',', ':')).encode(), 9)).decode()
@@ -255,6 +261,7 @@ def _normalize(a: dict) -> Normalize:
     for b in ('mean', 'std'): setattr(m, b, torch.empty(1, a['channels'], 1, 1, device='meta'))
     return m
 
+# %% ../nbs/15_export.ipynb #7b6347ed
 _KINDS = {**{c: ((lambda m: {}), (lambda a, c=c: c(**a))) for c in (nn.Sequential, nn.ModuleList, nn.ModuleDict, nn.Identity)},
           nn.ReLU: _attrs(nn.ReLU, 'inplace'), nn.Flatten: _attrs(nn.Flatten, 'start_dim', 'end_dim'),
           nn.Dropout: _attrs(nn.Dropout, 'p', 'inplace'), nn.AdaptiveAvgPool2d: _attrs(nn.AdaptiveAvgPool2d, 'output_size'),
@@ -323,6 +330,7 @@ def save_compressed(model: nn.Module, # a registered model (`models.get_model`),
     hlen, arch = _write(path, description, tensors)
     return _report(os.fspath(path), model, (hlen, arch), table, nbytes, [t for t, _ in names.values()], max_codebook)
 
+# %% ../nbs/15_export.ipynb #cc5d9b32
 def _report(path, model, lengths, table, nbytes, tensors, max_codebook) -> dict:
     "The size report of a file just written: its bytes split into header, architecture and tensors, next to `size`'s honest and faithful sizes."
     (hlen, arch), file_bytes = lengths, os.path.getsize(path)
@@ -351,6 +359,7 @@ def _digest_ok(data: bytes, hlen: int, digest: str) -> bool:
     h = hashlib.sha256(memoryview(data)[:at]); h.update(_NO_DIGEST); h.update(memoryview(data)[at + 64:])
     return h.hexdigest() == digest
 
+# %% ../nbs/15_export.ipynb #1642e183
 def _header(path, data: bytes) -> tuple[int, dict, dict]:
     "The safetensors header of a file (length, JSON, our metadata), checked for length, format and version."
     if data[:len(OLD_MAGIC)] == OLD_MAGIC:
@@ -398,6 +407,7 @@ def _sections(path, head: dict, payload: int) -> dict[str, tuple[str, tuple, int
     if end != payload: raise ValueError(f"{path}: {payload - end:,} data bytes belong to no tensor (trailing bytes)")
     return out
 
+# %% ../nbs/15_export.ipynb #7cf08abc
 def _description(path, md: dict) -> dict:
     "The JSON description in the metadata: base64, then zlib inflated with the MAX_HEADER_BYTES cap, then JSON."
     where = f"{path}: header __metadata__: field 'description'"
@@ -434,6 +444,7 @@ def _check_table(path, desc: dict, sections: dict, max_bytes: int) -> list[tuple
     if set(sections) - used: raise ValueError(f"{path}: safetensors tensor {sorted(set(sections) - used)[0][:80]!r} is not described")
     return out
 
+# %% ../nbs/15_export.ipynb #ed79bfd7
 def _read(path, max_bytes: int = MAX_DECODED_BYTES) -> tuple[dict, list, bytes, int]:
     "Everything checked before decoding: (description, [(tensor description, section names)], file bytes, header length)."
     if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 0: raise ValueError(f"max_bytes must be an int >= 0, got {max_bytes!r}")
@@ -481,6 +492,7 @@ def _hint(kind: str) -> str:
     return (f"the file holds a {kind}{where}, which only your code can build (files never name code to run): pass its constructor, "
             f"load_compressed(path, model={short}), a function returning the model, or an allow-list model={{'{kind}': {short}}}")
 
+# %% ../nbs/15_export.ipynb #4cd2b429
 def _skeleton(path, desc: dict, model):
     "The model to fill: built by `model` (your code), else by the registered builder on the meta device (no memory), else None."
     kind = _field(desc['model'], 'type', f"{path}: description: model", str)
@@ -514,6 +526,7 @@ def _build(cls: type, e: dict, where: str) -> nn.Module:
     if _args(new) != args: raise ValueError(f"{where}: field 'args' is inconsistent: a {cls.__name__} built from it has {_args(new)}")
     return new
 
+# %% ../nbs/15_export.ipynb #5b72e5d2
 def _restructure(path, root, modules: list) -> nn.Module:
     "Make `root`'s module tree the file's: a layer of a known kind whose arguments differ is rebuilt from the file; any other difference is an error (your classes are matched by name, wherever they are defined now)."
     names = set()
@@ -554,6 +567,7 @@ def _slots(path, root: nn.Module, table: list) -> dict:
                 raise ValueError(f"{path}: tensors[{i}] ({n!r}): the file has a {kind(m['param'])} of shape {m['shape']}, the model built a {kind(slots[n][2])} of shape {list(slots[n][3])}")
     return slots
 
+# %% ../nbs/15_export.ipynb #39d6b9cb
 def load_compressed(path, # a file written by `save_compressed`
                     model=None, # for your own classes: a constructor (callable -> nn.Module), a module to copy, or a dict class name -> constructor
                     *,

@@ -74,6 +74,7 @@ def _flat_size(layers:list, input_shape:tuple, name:str) -> int:
         raise ValueError(f"{name} cannot take inputs of shape {tuple(input_shape)}: {hint} (for 8x8 digits use 'small_cnn')")
     return math.prod(out)
 
+# %% ../nbs/01_models.ipynb #703e6a3e
 def _as_int(v):
     if isinstance(v, bool): return None
     try: return operator.index(v)   # ints, numpy ints, 0-d integer tensors
@@ -157,6 +158,7 @@ class BasicBlock(nn.Module):
         out = self.bn2(self.conv2(out))
         return F.relu(out + self.shortcut(x))
 
+# %% ../nbs/01_models.ipynb #e0a44cbc
 class ResNet(nn.Module):
     "CIFAR ResNet: Normalize, conv3x3(64)-BN-ReLU stem without max-pool, 4 stages of `BasicBlock`s, avg pool, fc."
     def __init__(self, normalize:Normalize, input_shape, n_classes:int, blocks=(2, 2, 2, 2), widths=(64, 128, 256, 512)):
@@ -178,6 +180,7 @@ class ResNet(nn.Module):
         for i in range(self.n_stages): out = getattr(self, f'layer{i + 1}')(out)
         return self.fc(torch.flatten(self.pool(out), 1))
 
+# %% ../nbs/01_models.ipynb #6f121845
 def resnet18(normalize, input_shape, n_classes) -> ResNet:
     "CIFAR ResNet-18: BasicBlocks [2, 2, 2, 2]."
     return ResNet(normalize, input_shape, n_classes, blocks=(2, 2, 2, 2))
@@ -205,6 +208,7 @@ class WideBlock(nn.Module):
         out = self.conv2(out)
         return out + (x if self.shortcut is None else self.shortcut(a))
 
+# %% ../nbs/01_models.ipynb #1c0a9db7
 class WideResNet(nn.Module):
     "Pre-activation WRN-`depth`-`widen`: stem conv16, 3 groups of `WideBlock`s (16k, 32k, 64k), BN-ReLU, avg pool, fc."
     def __init__(self, normalize:Normalize, input_shape, n_classes:int, depth:int=16, widen:int=8, dropout:float=0.):
@@ -231,6 +235,7 @@ class WideResNet(nn.Module):
         out = self.block3(self.block2(self.block1(self.conv1(self.normalize(x)))))
         return self.fc(torch.flatten(self.pool(F.relu(self.bn(out))), 1))
 
+# %% ../nbs/01_models.ipynb #bf3f0186
 def wrn16_8(normalize, input_shape, n_classes, *, dropout:float=0.) -> WideResNet:
     "WRN-16-8 (ATMC's SVHN model; its code used dropout 0.4)."
     return WideResNet(normalize, input_shape, n_classes, depth=16, widen=8, dropout=dropout)
