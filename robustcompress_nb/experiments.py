@@ -14,14 +14,14 @@ import torch.nn as nn
 from .data import Data, get_data
 from .models import get_model, count_weights
 from .attacks import FGSM, PGD
-from .evaluation import evaluate
+from .evaluation import Protocol, get_protocol, evaluate_protocol
 from .size import model_size
 from .layers import clone_model, _find_layers
 from .solver import Budget, Method, METHODS, Solver, get_method
 from .checks import check_int, check_number, atomic_write
 
 # %% auto #0
-__all__ = ['RECIPES', 'KEY', 'Recipe', 'recipe', 'teaching_attacks', 'row_key', 'uncompressible_layers', 'Trained',
+__all__ = ['RECIPES', 'KEY', 'Recipe', 'recipe', 'teaching_protocol', 'row_key', 'uncompressible_layers', 'Trained',
            'train_method', 'measure', 'run_method', 'results_paths', 'save_rows', 'load_rows', 'DenseModels',
            'sweep_plan', 'sweep', 'curves', 'plot_tradeoff', 'pareto_front', 'plot_pareto', 'results_table',
            'write_report']
@@ -35,7 +35,12 @@ class Recipe:
     train_epochs: int # epochs of `rcnb train`
     compress_epochs: int # epochs per compression stage (`rcnb compress`)
     train_steps: int = 7 # steps of the training PGD
-    eval_steps: int = 20 # steps of the teaching evaluation PGD
+    eval_steps: int = 20 # steps of the evaluation protocols' PGD
+    protocol: str = 'aa-fast' # the evaluation protocol of rows (a name of `evaluation.PROTOCOLS`)
+
+    def eval_protocol(self, eps: float, n_examples: int | None = None, name: str | None = None, **settings) -> Protocol:
+        "The evaluation protocol `name` (default: the recipe's) at `eps`, with the recipe's PGD steps."
+        return get_protocol(name or self.protocol, eps, n_examples=n_examples, **{'pgd_steps': self.eval_steps, **settings})
 
     def train_attack(self, eps: float, steps: int | None = None) -> PGD:
         "The training attack: PGD with a random start, `steps` (default `train_steps`) of 2.5 eps / steps."
@@ -52,12 +57,13 @@ def recipe(data) -> Recipe:
     return RECIPES.get(name, RECIPES['digits'])
 
 # %% ../nbs/21_experiments.ipynb #5ad34852
-def teaching_attacks(eps: float, # L-inf radius in pixel units
-                     steps: int = 20, # PGD steps (step size 2.5 eps / steps)
-                     restarts: int = 1, # PGD random restarts
-                    ) -> list:
-    "The teaching evaluation: FGSM and PGD with a random start. An upper bound on robust accuracy (FGSM catches gross gradient masking)."
-    return [FGSM(eps), PGD(eps, steps=steps, restarts=restarts)]
+def teaching_protocol(eps: float, # L-inf radius in pixel units
+                      steps: int = 20, # PGD steps (step size 2.5 eps / steps)
+                      n_examples: int | None = None, # the first n test examples (None: all)
+                      **settings, # more settings of the 'teaching' protocol (pgd_restarts, ...)
+                     ) -> Protocol:
+    "The teaching protocol: FGSM and PGD with a random start. Fast, and an upper bound on robust accuracy, labelled so."
+    return get_protocol('teaching', eps, n_examples=n_examples, pgd_steps=steps, **settings)
 
 # %% ../nbs/21_experiments.ipynb #6e6063c3
 KEY = ('method', 'keep', 'k', 'bits', 'eps', 'seed', 'data', 'model')
@@ -136,21 +142,20 @@ _SIZE_KEYS = ('params', 'nnz', 'dense_weights', 'faithful_bits', 'honest_bits', 
 
 def measure(model: nn.Module, # a deployed model
             data, # a `Data` (its test loader is used)
-            evaluation: list, # the evaluation attacks (e.g. `teaching_attacks(eps)`)
+            protocol: Protocol, # the evaluation protocol (`evaluation.get_protocol`, `teaching_protocol`)
             *,
             n_dense: int, # N of the dense model, for the compression ratios
-            n_eval: int | None = None, # test examples evaluated (None: all)
             seed: int = 0, # seeds the attacks' random starts
+            diagnostics: bool = True, # run the protocol's masking diagnostics
            ) -> dict:
-    "Size (faithful and honest, against the dense N) and accuracy under `evaluation`, in eval mode: the measured fields of a row."
+    "Size (faithful and honest, against the dense N) and accuracy under `protocol`, in eval mode: the measured fields of a row."
     t0 = time.perf_counter()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        ev = evaluate(model, data.test, evaluation, n_examples=n_eval)
+    ev = evaluate_protocol(model, data.test, protocol, seed=seed, diagnostics=diagnostics)
     x = next(iter(data.test))[0][:1]
     sz = model_size(model, dense_weights=n_dense, example_input=x.to(next(model.parameters()).device))
-    return dict(**{k: sz[k] for k in _SIZE_KEYS}, clean_acc=ev['clean_acc'], robust_acc=dict(ev['robust_acc']),
-                worst_case_acc=ev['worst_case_acc'], n_eval=ev['n'], eval_protocol=ev['protocol'],
+    return dict(**{k: sz[k] for k in _SIZE_KEYS}, clean_acc=ev['clean_acc'], attack_acc=dict(ev['attack_acc']),
+                worst_case_acc=ev['worst_case_acc'], headline=ev['headline'], **{ev['headline']: ev[ev['headline']]},
+                masked=ev['masked'], masking_flags=list(ev['masking_flags']), n_eval=ev['n'], eval_protocol=ev['protocol_spec'],
                 eval_seconds=round(time.perf_counter() - t0, 3))
 
 # %% ../nbs/21_experiments.ipynb #5bb9b9d5
@@ -172,9 +177,9 @@ def run_method(method, # a registered method name (any case) or a `Method`
                budget: Budget = Budget(), # the budget (what the method needs: see `Method.check`)
                *,
                attack=None, # the training attack (default: the recipe's PGD at `eps`)
-               evaluation: list | None = None, # the evaluation attacks (default: `teaching_attacks` at `eps`, recipe steps)
+               protocol: Protocol | None = None, # the evaluation protocol (default: the recipe's, AA-grade `aa-fast`, at `eps`)
                eps: float | None = None, # L-inf radius of the default attacks (default: the data set's)
-               n_eval: int | None = None, # test examples evaluated (default: all of `data.test`)
+               n_eval: int | None = None, # test examples of the default protocol (default: all of `data.test`)
                seed: int = 0, # seeds the data subset, the initialization, training and the attacks
                n_train: int | None = None, n_test: int | None = None, batch_size: int | None = None, root=None, # when `data` is a name
                model_name: str | None = None, # name recorded for a module `model` (default: its class name)
@@ -187,16 +192,18 @@ def run_method(method, # a registered method name (any case) or a `Method`
     model, model_name = _as_model(model, data.info, seed, model_name)
     eps = check_number(data.info.eps if eps is None else eps, 'eps', 0, 1, lo_open=True, what=' (pixel units, inputs in [0, 1])')
     attack = recipe(data).train_attack(eps) if attack is None else attack
-    evaluation = teaching_attacks(eps, recipe(data).eval_steps) if evaluation is None else list(evaluation)
+    protocol = recipe(data).eval_protocol(eps, n_eval) if protocol is None else protocol
+    if not isinstance(protocol, Protocol): raise TypeError(f"protocol must be an evaluation.Protocol (get_protocol), got {type(protocol).__name__}")
     N = count_weights(model)
     tr = train_method(m, model, budget, data, attack=attack, seed=seed, **train_options)
-    ms = measure(tr.model, data, evaluation, n_dense=N, n_eval=n_eval, seed=seed)
+    ms = measure(tr.model, data, protocol, n_dense=N, seed=seed)
     k = budget.params(N) if budget.sized else None
     row = dict(method=m.name, label=m.label(budget), keep=budget.keep, k=k, bits=budget.bits, eps=eps, seed=seed,
                data=data.info.name, model=model_name, n_train=data.info.n_train, n_test=data.info.n_test,
-               **{k_: ms[k_] for k_ in _SIZE_KEYS + ('clean_acc', 'robust_acc', 'worst_case_acc', 'n_eval')},
+               **{k_: ms[k_] for k_ in _SIZE_KEYS + ('clean_acc', 'attack_acc', 'worst_case_acc', 'headline', ms['headline'],
+                                                     'masked', 'masking_flags', 'n_eval')},
                protocol=dict(train=None if m.natural else {'name': attack.name, **attack.protocol, 'loss': train_options.get('loss', 'adversarial')},
-                             eval=ms['eval_protocol'], model_mode='eval', n=ms['n_eval']),
+                             eval=ms['eval_protocol'], text=ms['eval_protocol']['text'], model_mode='eval', n=ms['n_eval']),
                stages=[s.name for s in tr.stages], epochs=[s.epochs for s in tr.stages],
                pretrained=train_options.get('pretrained') is not None and not m.natural,
                feasible=tr.feasible and (k is None or (ms['nnz'] if m.params == 'sparse' else count_weights(tr.model)) <= k),
@@ -302,7 +309,7 @@ def sweep(methods, # registered method names (any case)
           resume: bool = True, # skip configurations already in the files (False: start new files)
           on_row=None, # called as on_row(row) after each row is written
           n_train=None, n_test=None, batch_size: int | None = None, root=None, # when `data` is a name
-          **kwargs, # more `run_method` options (attack, evaluation, eps, lr, loss, n_eval, device, ...)
+          **kwargs, # more `run_method` options (attack, protocol, eps, lr, loss, n_eval, device, ...)
          ) -> list[dict]:
     "Run methods x budgets x seeds with `run_method`, writing each row at once to CSV/JSON; resumable. Returns all rows."
     plan = sweep_plan(methods, keep, bits=bits, seeds=seeds)
@@ -342,9 +349,9 @@ def sweep(methods, # registered method names (any case)
 def _acc(row: dict, robust: str) -> float:
     if robust == 'worst': return row['worst_case_acc']
     if robust == 'clean': return row['clean_acc']
-    hits = [k for k in row['robust_acc'] if k == robust or k.startswith(robust)]
-    if not hits: raise ValueError(f"robust must be 'worst', 'clean' or an attack name of the rows ({list(row['robust_acc'])}), got {robust!r}")
-    return row['robust_acc'][hits[0]]
+    hits = [k for k in row['attack_acc'] if k == robust or k.startswith(robust)]
+    if not hits: raise ValueError(f"robust must be 'worst', 'clean' or an attack name of the rows ({list(row['attack_acc'])}), got {robust!r}")
+    return row['attack_acc'][hits[0]]
 
 def _check_x(rows, x):
     if x not in ('faithful_cr', 'honest_cr'): raise ValueError(f"x must be 'faithful_cr' or 'honest_cr', got {x!r}")
@@ -352,12 +359,20 @@ def _check_x(rows, x):
 
 def _label(r): return r.get('label') or r['method']
 
+def _masked_trace(rows, x, robust):
+    "Open red rings on the rows whose masking diagnostics failed (their robustness is suspect)."
+    import plotly.graph_objects as go
+    bad = [r for r in rows if r.get('masked')]
+    return go.Scatter(x=[r[x] for r in bad], y=[_acc(r, robust) for r in bad], mode='markers', name='masking suspected',
+                      marker=dict(symbol='circle-open', size=16, color='red', line=dict(width=2)),
+                      text=[', '.join(r.get('masking_flags', [])) for r in bad], visible=bool(bad))
+
 def _ok(rows: list[dict]) -> list[dict]:
     "The rows of runs that happened (a sweep also records budgets a method cannot meet, with status 'infeasible')."
     return [r for r in rows if r.get('status', 'ok') == 'ok']
 
 def curves(rows: list[dict], # rows of `run_method`/`sweep`
-           x: str = 'faithful_cr', # 'faithful_cr' (ATMC's size formula) or 'honest_cr' (with index costs)
+           x: str = 'honest_cr', # 'honest_cr' (stored bits with index costs, the default) or 'faithful_cr' (ATMC's formula)
            robust: str = 'worst', # 'worst' (worst case over attacks), or an attack name such as 'PGD'
           ) -> dict:
     "Per method label: x (mean CR), clean and robust accuracy (means and stds over seeds), sorted by x."
@@ -378,11 +393,14 @@ def curves(rows: list[dict], # rows of `run_method`/`sweep`
     return out
 
 def _robust_title(rows, robust):
-    if robust == 'worst': return 'worst case over ' + ', '.join(rows[0]['robust_acc'])
-    return next((k for k in rows[0]['robust_acc'] if k.startswith(robust)), robust)
+    "What the robustness axis shows: the headline under which protocol, or one attack (an upper bound)."
+    if robust != 'worst': return next((k for k in rows[0]['attack_acc'] if k.startswith(robust)), robust) + ' alone, an upper bound'
+    bound = any(r.get('headline') == 'robust_upper_bound' for r in rows)
+    names = ', '.join(dict.fromkeys(r['protocol']['eval']['name'] for r in rows)) if 'protocol' in rows[0] else 'worst case'
+    return ('upper bound, ' if bound else '') + names
 
 def plot_tradeoff(rows: list[dict], # rows of `run_method`/`sweep`
-                  x: str = 'faithful_cr', # 'faithful_cr' or 'honest_cr'
+                  x: str = 'honest_cr', # 'honest_cr' or 'faithful_cr'
                   robust: str = 'worst', # 'worst' or an attack name
                   title: str | None = None, # figure title (default: data set and model)
                   reference: str = 'DA', # label drawn as a dashed horizontal reference line (None: a normal line)
@@ -407,6 +425,7 @@ def plot_tradeoff(rows: list[dict], # rows of `run_method`/`sweep`
                 tr = go.Scatter(x=c['x'], y=c[key], mode='lines+markers', name=lab, line=dict(color=col), legendgroup=lab,
                                 showlegend=j == 0, error_y=dict(type='data', array=c[err], visible=max(c['n']) > 1))
             fig.add_trace(tr, row=1, col=j + 1)
+    if any(r.get('masked') for r in rows): fig.add_trace(_masked_trace(rows, x, robust), row=1, col=2)
     xt = 'compression ratio (' + ('ATMC formula' if x == 'faithful_cr' else 'honest, with indices') + ', log)'
     fig.update_xaxes(type='log', title_text=xt)
     fig.update_yaxes(title_text='accuracy', rangemode='tozero')
@@ -427,7 +446,7 @@ def pareto_front(points: list[tuple[float, float]], # (cost, accuracy) pairs: lo
 
 # %% ../nbs/21_experiments.ipynb #29872ad5
 def plot_pareto(rows: list[dict], # rows of `run_method`/`sweep`
-                x: str = 'faithful_cr', # 'faithful_cr' or 'honest_cr'
+                x: str = 'honest_cr', # 'honest_cr' or 'faithful_cr'
                 robust: str = 'worst', # 'worst' or an attack name
                 title: str | None = None, # figure title
                ):
@@ -447,6 +466,7 @@ def plot_pareto(rows: list[dict], # rows of `run_method`/`sweep`
                              line=dict(shape='hv', color='black', width=2),
                              marker=dict(symbol='circle-open', size=15, color='black'),
                              text=[_label(rows[i]) for i in f]))
+    if any(r.get('masked') for r in rows): fig.add_trace(_masked_trace(rows, x, robust))
     fig.update_xaxes(type='log', title_text='compression ratio (' + ('ATMC formula' if x == 'faithful_cr' else 'honest') + ', log)')
     fig.update_yaxes(title_text=f"robust accuracy ({_robust_title(rows, robust)})", rangemode='tozero')
     r0 = rows[0]
@@ -458,16 +478,21 @@ def results_table(rows: list[dict]) -> str:
     "A fixed-width text table of rows: method, budget, sizes (faithful and honest), clean, each attack, worst case, time."
     bad = [r for r in rows if r.get('status', 'ok') != 'ok']
     rows = _ok(rows)
-    atk = list(dict.fromkeys(k for r in rows for k in r['robust_acc']))
-    head = ['method', 'keep', 'bits', 'nnz', 'faithful CR', 'honest CR', 'clean'] + atk + ['worst', 'seed', 'time s']
+    atk = list(dict.fromkeys(k for r in rows for k in r['attack_acc']))
+    worst = 'upper bound' if any(r.get('headline') == 'robust_upper_bound' for r in rows) else 'robust'
+    head = ['method', 'keep', 'bits', 'nnz', 'faithful CR', 'honest CR', 'clean'] + atk + [worst, 'masked', 'seed', 'time s']
     pct = lambda v: '-' if v is None else f"{100 * v:.1f}%"
     body = [[_label(r), '-' if r['keep'] is None else f"{r['keep']:g}", '-' if r['bits'] is None else str(r['bits']),
              f"{r['nnz']:,}", f"{100 * r['faithful_cr']:.2f}%", f"{100 * r['honest_cr']:.2f}%", pct(r['clean_acc'])]
-            + [pct(r['robust_acc'].get(a)) for a in atk] + [pct(r['worst_case_acc']), str(r['seed']), f"{r['seconds']:.1f}"]
+            + [pct(r['attack_acc'].get(a)) for a in atk]
+            + [pct(r['worst_case_acc']), 'MASKED' if r.get('masked') else '-', str(r['seed']), f"{r['seconds']:.1f}"]
             for r in rows]
     w = [max(len(c) for c in col) for col in zip(head, *body)]
     line = lambda cs: '  '.join(c.ljust(x) if i == 0 else c.rjust(x) for i, (c, x) in enumerate(zip(cs, w)))
     notes = [f"{_label(r)} keep {r['keep']:g}: {r['status']} ({r.get('error', '')})" for r in bad]
+    notes += [f"{_label(r)}: masking suspected ({', '.join(r['masking_flags'])}): the robust column includes the gradient-free attack"
+              for r in rows if r.get('masked')]
+    notes += list(dict.fromkeys(f"protocol: {r['protocol']['text']}" for r in rows if 'protocol' in r))
     return '\n'.join([line(head), '  '.join('-' * x for x in w)] + [line(b) for b in body] + notes)
 
 def write_report(rows: list[dict], # rows of `run_method`/`sweep`
@@ -475,14 +500,15 @@ def write_report(rows: list[dict], # rows of `run_method`/`sweep`
                  *,
                  title: str = 'robustcompress_nb results', # page title
                  include_plotlyjs='directory', # 'directory' (plotly.min.js copied beside the page: offline), 'cdn' (needs a network) or True (inline)
-                 x: str = 'faithful_cr', robust: str = 'worst', # as in `plot_tradeoff`
+                 x: str = 'honest_cr', robust: str = 'worst', # as in `plot_tradeoff`
                 ) -> Path:
     "An HTML page with the protocol, the results table, the trade-off figure and the Pareto front."
     import html as _html
     figs = [plot_tradeoff(rows, x, robust), plot_pareto(rows, x, robust)]
     parts = [f.to_html(full_html=False, include_plotlyjs=include_plotlyjs if i == 0 else False) for i, f in enumerate(figs)]
     proto = _ok(rows)[0]['protocol']
-    evals = '; '.join(f"{k}: " + ', '.join(f"{a}={b}" for a, b in p.items()) for k, p in proto['eval'].items())
+    evals = _html.escape(proto['text']) + ''.join(f"<br><b style='color:#c00'>{_html.escape(_label(r))}: masking suspected "
+                                     f"({_html.escape(', '.join(r['masking_flags']))})</b>" for r in _ok(rows) if r.get('masked'))
     tr = ', '.join(f"{a}={b}" for a, b in proto['train'].items()) if proto['train'] else 'none (natural training)'
     if include_plotlyjs == 'directory':
         from plotly.offline import get_plotlyjs
@@ -492,7 +518,7 @@ def write_report(rows: list[dict], # rows of `run_method`/`sweep`
             f"<body style='font-family:sans-serif;max-width:1100px;margin:auto'><h1>{_html.escape(title)}</h1>"
             f"<p>Data <b>{_html.escape(str(rows[0]['data']))}</b>, model <b>{_html.escape(str(rows[0]['model']))}</b>, "
             f"evaluated on {proto['n']} test examples in eval mode.<br>Training attack: {_html.escape(tr)}.<br>"
-            f"Evaluation attacks: {_html.escape(evals)}.</p>"
+            f"Evaluation protocol: {evals}.</p>"
             f"<pre>{_html.escape(results_table(rows))}</pre>" + ''.join(parts) + "</body></html>")
     atomic_write(Path(path), page, mkdir=True)
     return Path(path)
