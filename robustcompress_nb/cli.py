@@ -12,12 +12,12 @@ import torch
 from .data import DATASETS, get_data
 from .models import MODELS, get_model, count_weights
 from .attacks import FGSM, PGD, fmt_eps
-from .evaluation import evaluate
+from .evaluation import PROTOCOLS, evaluate_protocol
 from .train import (LOSSES, OPTIMIZERS, SCHEDULES, ATTACK_MODES, Trainer, Callback, Checkpoint,
                                      ProgressBar, atomic_save)
 from .solver import METHODS, Budget, get_method
 from .checks import atomic_write
-from .experiments import recipe, teaching_attacks, run_method, sweep, results_table, write_report, results_paths
+from .experiments import recipe, run_method, sweep, results_table, write_report, results_paths
 
 # %% auto #0
 __all__ = ['DEFAULT_LR', 'COMMANDS', 'DENSE_FORMAT', 'DEMO_EPOCHS', 'register_command', 'build_parser', 'main', 'protocol_table',
@@ -122,9 +122,8 @@ def _configure_train(p:argparse.ArgumentParser):
     t.add_argument('--checkpoint', default=None, metavar='PATH', help="training checkpoint, written every epoch; resumed if it exists")
     t.add_argument('--save', default=None, metavar='PATH', help="save the trained model here (safetensors, with the run's facts as JSON metadata)")
     e = p.add_argument_group('evaluation')
-    e.add_argument('--eval-steps', type=_positive_int, default=None, help="evaluation PGD steps (default: 40 MNIST-like, 20 others)")
-    e.add_argument('--eval-alpha', type=_positive_float, default=None, help="evaluation PGD step size (default: 2.5*eps/eval-steps)")
-    e.add_argument('--eval-restarts', type=_positive_int, default=1, help="evaluation PGD random restarts")
+    _configure_protocol(e)
+    e.add_argument('--eval-alpha', type=_positive_float, default=None, help="PGD step size of --protocol teaching (default: 2.5*eps/eval-steps)")
     o = p.add_argument_group('output')
     o.add_argument('--json', action='store_true', help="print one JSON object on stdout instead of the table")
     o.add_argument('--quiet', action='store_true', help="no progress bar and no per-epoch lines on stderr")
@@ -176,8 +175,7 @@ def _setup_train(args):
     if args.loss != 'natural':
         attack = (FGSM(eps) if args.attack == 'fgsm' else
                   PGD(eps, alpha=args.alpha, steps=args.steps))
-    eval_steps = args.eval_steps or defaults.eval_steps
-    evals = [FGSM(eps), PGD(eps, alpha=args.eval_alpha, steps=eval_steps, restarts=args.eval_restarts)] if eps > 0 else []
+    protocol = _protocol(args, data, eps, pgd_alpha=args.eval_alpha) if eps > 0 else None
     model_name = args.model or defaults.model
     model = get_model(model_name, info, seed=args.seed)
     cbs = []
@@ -195,26 +193,34 @@ def _setup_train(args):
         try: trainer.load_checkpoint(args.checkpoint)
         except Exception as e: raise ValueError(f"--checkpoint {args.checkpoint}: cannot resume ({type(e).__name__}: {_one_line(e)})") from None
         resumed = trainer.epoch
-    return dict(data=data, info=info, eps=eps, attack=attack, evals=evals, model_name=model_name, model=model,
+    return dict(data=data, info=info, eps=eps, attack=attack, protocol=protocol, model_name=model_name, model=model,
                 trainer=trainer, resumed=resumed)
 
 # %% ../nbs/90_cli.ipynb #f312c7d7
-def _yesno(v): return '-' if v is None else ('yes' if v else 'no')
+def _configure_protocol(g):
+    g.add_argument('--protocol', default=None, choices=list(PROTOCOLS),
+                   help="evaluation protocol (default: the data set's recipe, aa-fast: AutoAttack-grade; teaching is an upper bound)")
+    g.add_argument('--eval-steps', type=_positive_int, default=None, help="PGD steps of the protocol (default: the recipe's, 40 MNIST-like, 20 others)")
+    g.add_argument('--eval-restarts', type=_positive_int, default=None, help="PGD random restarts of --protocol teaching")
 
-def protocol_table(result:dict, eps:float|None=None) -> str:
-    "A fixed-width table of an `evaluate` result: one row per attack with its protocol, and the accuracy."
-    head = ('attack', 'norm', 'eps', 'alpha', 'steps', 'restarts', 'random start', 'accuracy')
-    rows = [('clean', '-', '-', '-', '-', '-', '-', f"{result['clean_acc']:.4f}")]
-    for k, acc in result['robust_acc'].items():
-        p = result['protocol'].get(k, {})
-        f = lambda key, fmt=str: '-' if p.get(key) is None else fmt(p[key])
-        rows.append((k, f('norm'), f('eps', fmt_eps), f('alpha', fmt_eps), f('steps'), f('restarts'),
-                     _yesno(p.get('random_start')), f"{acc:.4f}"))
-    if len(result['robust_acc']) > 1:
-        rows.append(('worst case', '', '', '', '', '', '', f"{result['worst_case_acc']:.4f}"))
+def _protocol(args, data, eps, **settings):
+    "The evaluation protocol of the command line (refused with a message when it cannot honour a flag)."
+    extra = {k: v for k, v in dict(pgd_restarts=args.eval_restarts, **settings).items() if v is not None}
+    try: return recipe(data).eval_protocol(eps, None, args.protocol, **({'pgd_steps': args.eval_steps} if args.eval_steps else {}), **extra)
+    except ValueError as e: raise ValueError(f"--protocol {args.protocol or recipe(data).protocol}: {_one_line(e)} (--eval-restarts and --eval-alpha are teaching-only)") from None
+
+def protocol_table(result: dict) -> str:
+    "A fixed-width table of an `evaluate_protocol` result: clean, each attack, the headline, masking, the protocol."
+    head = ('attack', 'accuracy', 'broke', 'seconds')
+    rows = [('clean', f"{result['clean_acc']:.4f}", '-', '-')]
+    rows += [(k, f"{a:.4f}", str(result['attack_broken'][k]), f"{result['attack_seconds'][k]:.1f}") for k, a in result['attack_acc'].items()]
     w = [max(len(str(r[i])) for r in (head, *rows)) for i in range(len(head))]
-    line = lambda r: '  '.join(str(c).ljust(w[i]) if i < len(r) - 1 else str(c).rjust(w[i]) for i, c in enumerate(r))
-    return '\n'.join([line(head), '  '.join('-' * x for x in w)] + [line(r) for r in rows])
+    line = lambda r: '  '.join(str(c).ljust(w[i]) if i == 0 else str(c).rjust(w[i]) for i, c in enumerate(r))
+    masked = f"MASKING SUSPECTED ({', '.join(result['masking_flags'])}): the headline includes the gradient-free attack" \
+             if result['masked'] else 'masking diagnostics: ' + ('off' if result.get('diagnostics') is None else 'passed')
+    return '\n'.join([line(head), '  '.join('-' * x for x in w)] + [line(r) for r in rows] +
+                     ['', f"{result['headline_label']}: {result[result['headline']]:.4f} (per-example worst case)", masked,
+                      f"protocol: {result['protocol_text']}"])
 
 # %% ../nbs/90_cli.ipynb #ace48b90
 DENSE_FORMAT = 'robustcompress_nb.dense/2'
@@ -259,9 +265,7 @@ def _train_cmd(args, parser) -> int:
               file=sys.stderr)
         return 130
     train_s = time.perf_counter() - t1
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(args.seed)
-        res = evaluate(model, s['data'].test, s['evals'], device=trainer.device)
+    res = None if s['protocol'] is None else evaluate_protocol(model, s['data'].test, s['protocol'], device=trainer.device, seed=args.seed)
     eval_s = time.perf_counter() - t1 - train_s
     atk = s['attack']
     train_proto = None if atk is None else {'name': atk.name, **atk.protocol}
@@ -278,9 +282,7 @@ def _train_cmd(args, parser) -> int:
                      'weight_decay': args.weight_decay, 'seed': args.seed, 'device': str(trainer.device),
                      'amp': args.amp, 'seconds': round(train_s, 3)},
         'history': trainer.history.epochs,
-        'evaluation': {'n': res['n'], 'clean_acc': res['clean_acc'], 'robust_acc': dict(res['robust_acc']),
-                       'worst_case_acc': res['worst_case_acc'], 'protocol': res['protocol'], 'model_mode': 'eval',
-                       'seconds': round(eval_s, 3)},
+        'evaluation': None if res is None else {**dict(res), 'model_mode': 'eval', 'seconds': round(eval_s, 3)},
         'checkpoint': args.checkpoint, 'saved': None,
     }
     if args.save:
@@ -303,8 +305,9 @@ def _train_cmd(args, parser) -> int:
           + (f", eps warm-up {args.eps_warmup} epochs" if args.eps_warmup else ''))
     print(f"            {trainer.epochs} epochs, {args.opt} lr {fmt_eps(tr['lr'])} {args.schedule}, seed {args.seed}, "
           f"{tr['device']}, {train_s:.1f}s" + (f" (resumed after epoch {s['resumed']})" if s['resumed'] is not None else ''))
-    print(f"  evaluation on {res['n']} test examples, model in eval mode ({eval_s:.1f}s):\n")
-    print('\n'.join('  ' + l for l in protocol_table(res).splitlines()))
+    if res is not None:
+        print(f"  evaluation on {res['n']} test examples, model in eval mode ({eval_s:.1f}s):\n")
+        print('\n'.join('  ' + l for l in protocol_table(res).splitlines()))
     if args.save: print(f"\n  model saved to {args.save}")
     return 0
 
@@ -342,8 +345,7 @@ def _configure_run(p):
     t.add_argument('--lr', type=_positive_float, default=None, help="SGD learning rate (compress: 0.05; demo: the methods' own, e.g. 0.01 for ATMC/CSTAR)")
     t.add_argument('--loss', default='adversarial', choices=('adversarial', 'mixed'), help="adversarial (paper) or mixed (ATMC's code)")
     t.add_argument('--train-steps', type=_positive_int, default=None, help="training PGD steps, alpha = 2.5*eps/steps (default: the data set's recipe, 7)")
-    t.add_argument('--eval-steps', type=_positive_int, default=None, help="evaluation PGD steps (default: the data set's recipe: 40 MNIST-like, 20 others)")
-    t.add_argument('--eval-restarts', type=_positive_int, default=1, help="evaluation PGD random restarts")
+    _configure_protocol(t)
     t.add_argument('--seed', type=_nonneg_int, default=0, help="seed of the data subset, initialization, training and attacks")
     t.add_argument('--device', default='auto', help="auto (CUDA when available), cpu, cuda, ...")
     t.add_argument('--threads', type=_positive_int, default=None, help="CPU threads for torch (1 is often fastest for small models)")
@@ -378,8 +380,10 @@ def compress_report(row:dict) -> str:
     budget = ('no budget' if row['keep'] is None else f"keep {row['keep']:g}{k}") + ('' if row['bits'] is None else f", {row['bits']} bits")
     tr = row['protocol']['train']
     st = ', '.join(f"{s} {e}" for s, e in zip(row['stages'], row['epochs'])) or 'none'
-    ev = dict(clean_acc=row['clean_acc'], robust_acc=row['robust_acc'], worst_case_acc=row['worst_case_acc'],
-              protocol=row['protocol']['eval'])
+    ev = dict(row, attack_broken=row.get('attack_broken', {k: '-' for k in row['attack_acc']}),
+              attack_seconds=row.get('attack_seconds', {k: float('nan') for k in row['attack_acc']}),
+              headline_label='robust accuracy upper bound' if row['headline'] == 'robust_upper_bound' else 'robust accuracy',
+              protocol_text=row['protocol']['text'])
     lines = [f"rcnb compress: {row['label']} of {row['model']} on {row['data']}, {budget}, eps {fmt_eps(row['eps'])}",
              f"  data      {row['n_train']} train / {row['n_test']} test examples, seed {row['seed']}",
              f"  training  {tr['loss']} loss, attack {tr['name']} (alpha {fmt_eps(tr['alpha'])}); stages (epochs): {st}"
@@ -397,9 +401,9 @@ def _budget(args, method) -> Budget:
     return m.check(Budget(keep=keep, bits=args.bits))
 
 def _run_attacks(args, data):
-    "The training attack and the teaching evaluation attacks of `compress`/`demo`, from the recipe and the flags."
-    r, eps = recipe(data), data.info.eps if args.eps is None else args.eps
-    return r.train_attack(eps, args.train_steps), teaching_attacks(eps, args.eval_steps or r.eval_steps, args.eval_restarts)
+    "The training attack and the evaluation protocol of `compress`/`demo`, from the recipe and the flags."
+    eps = data.info.eps if args.eps is None else args.eps
+    return recipe(data).train_attack(eps, args.train_steps), _protocol(args, data, eps)
 
 def _load_dense(path, info):
     try: meta, state = load_dense(path)
@@ -419,13 +423,13 @@ def _compress_cmd(args, parser) -> int:
         budget, defaults = _budget(args, args.method), recipe(args.data)
         data = get_data(args.data, root=args.root, n_train=args.n_train, n_test=args.n_test,
                         batch_size=args.batch_size or defaults.batch_size, seed=args.seed)
-        attack, evaluation = _run_attacks(args, data)
+        attack, protocol = _run_attacks(args, data)
         model_name, pre = args.model or defaults.model, None
         if args.dense:
             name, pre = _load_dense(args.dense, data.info)
             if args.model and args.model != name: raise ValueError(f"--dense {args.dense} holds a {name}, not a {args.model}")
             model_name = name
-        row, model = run_method(args.method, data, model_name, budget, attack=attack, evaluation=evaluation, eps=args.eps,
+        row, model = run_method(args.method, data, model_name, budget, attack=attack, protocol=protocol, eps=args.eps,
                                 epochs=args.epochs or defaults.compress_epochs, epochs_scale=args.epochs_scale,
                                 lr=args.lr or DEFAULT_LR['sgd'], loss=args.loss, pretrained=pre, seed=args.seed, device=device,
                                 callbacks=cbs, checkpoint_dir=args.checkpoint_dir, return_model=True)
@@ -477,10 +481,10 @@ def _demo_cmd(args, parser) -> int:
         out.mkdir(parents=True, exist_ok=True)
         keep = _budget(args, 'atmc').keep
         data = get_data('digits', n_train=300 if q else None, n_test=100 if q else None, seed=args.seed)
-        attack, evaluation = _run_attacks(args, data)
+        attack, protocol = _run_attacks(args, data)
         rows = sweep(['da', 'atmc', 'cstar'], [keep], bits=args.bits, data=data, model='small_cnn', seeds=[args.seed],
                      epochs_scale=args.epochs_scale, out=out / 'results.csv', resume=False, on_row=log, eps=args.eps,
-                     attack=attack, evaluation=evaluation, lr=args.lr, loss=args.loss, device=device, **kw)
+                     attack=attack, protocol=protocol, lr=args.lr, loss=args.loss, device=device, **kw)
     except (ValueError, TypeError, OSError) as e: _fail(parser, e)
     except KeyboardInterrupt:
         print(f"\ninterrupted: finished rows are in {out / 'results.csv'}", file=sys.stderr); return 130

@@ -17,7 +17,7 @@ import pytest
 import torch.nn as nn
 
 from robustcompress_nb.attacks import PGD
-from robustcompress_nb.experiments import run_method, teaching_attacks
+from robustcompress_nb.experiments import run_method, teaching_protocol
 from robustcompress_nb.solver import Budget
 from robustcompress_nb.train import TrainConfig
 
@@ -66,7 +66,7 @@ def test_save_into_a_missing_folder_is_made_before_training(tmp_path):
 
 
 def test_schedules_that_do_not_compress_are_refused():
-    fast = dict(attack=PGD(0.2, steps=1), evaluation=teaching_attacks(0.2, 1), n_train=64, n_test=32)
+    fast = dict(attack=PGD(0.2, steps=1), protocol=teaching_protocol(0.2, 1), n_train=64, n_test=32)
     with pytest.raises(ValueError, match='no stage to run'): run_method('al0', budget=Budget(keep=0.1), epochs=0, **fast)
     with pytest.raises(ValueError, match='runs no constraint stage'): run_method('atmc', budget=Budget(keep=0.1, bits=8), epochs=[1, 0, 0, 0], **fast)
 

@@ -6,7 +6,7 @@ from robustcompress_nb import solver
 from robustcompress_nb.attacks import PGD
 from robustcompress_nb.cli import build_parser
 from robustcompress_nb.data import get_data
-from robustcompress_nb.experiments import run_method, sweep, teaching_attacks
+from robustcompress_nb.experiments import run_method, sweep, teaching_protocol
 from robustcompress_nb.solver import Budget, Method, METHODS, register_method
 
 
@@ -20,7 +20,7 @@ def myl0():
 def test_registered_method_runs_everywhere(myl0, tmp_path):
     data = get_data('digits', n_train=192, n_test=64, seed=0)
     eps = data.info.eps
-    fast = dict(attack=PGD(eps, steps=1), evaluation=teaching_attacks(eps, 2))
+    fast = dict(attack=PGD(eps, steps=1), protocol=teaching_protocol(eps, 2))
     row = run_method('myl0', data, 'small_cnn', Budget(keep=0.1), **fast)
     assert (row['method'], row['label'], row['stages'], row['feasible']) == ('MYL0', 'MYL0', ['dense', 'l0'], True)
     assert 0 < row['nnz'] <= row['k']
