@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['clone_model', 'ATMCLayer', 'ATMCLinear', 'ATMCConv2d', 'atmc_factorize', 'atmc_layers', 'atmc_factors',
            'atmc_weights', 'atmc_merge', 'LowRankLinear', 'LowRankConv2d', 'Tucker2Conv2d', 'to_lowrank',
-           'prune_channels', 'masks_from', 'apply_masks', 'remove_masks']
+           'unit_tensors', 'layer_units', 'prune_channels', 'masks_from', 'apply_masks', 'remove_masks']
 
 # %% ../nbs/13_layers.ipynb #fdc39fb3
 import copy
@@ -105,6 +105,10 @@ class ATMCLayer(nn.Module):
         "The trainable factor tensors `[U, V, C]` whose non-zeros ATMC's global budget counts."
         return [self.U, self.V, self.C]
 
+    def stored_tensors(self) -> list[Tensor]:
+        "The tensors this layer stores: its factors `[U, V, C]` (what size and layer statistics count)."
+        return self.factors()
+
     def extra_repr(self) -> str:
         return (f'weight_shape={self.weight_shape}, rank={self.rank}, identity={self.identity!r}, '
                 f'bias={self.bias is not None}')
@@ -201,6 +205,9 @@ class LowRankLinear(nn.Module):
     def weight(self) -> Tensor:
         "The dense weight $W_2 W_1$ this layer computes."
         return self.second.weight @ self.first.weight
+    def stored_tensors(self) -> list[Tensor]:
+        "The tensors this layer stores: the weights of `first` and `second`."
+        return [self.first.weight, self.second.weight]
 
 class LowRankConv2d(nn.Module):
     "A conv whose reshaped weight has rank $r$: `first` ($k\\times k$, in $\\to r$, original hyper-parameters) then `second` ($1\\times1$, $r \\to$ out, with the bias)."
@@ -218,6 +225,9 @@ class LowRankConv2d(nn.Module):
         "The dense (out, in, kh, kw) weight this layer computes."
         f = self.first.weight
         return (self.second.weight.flatten(1) @ f.flatten(1)).reshape(-1, *f.shape[1:])
+    def stored_tensors(self) -> list[Tensor]:
+        "The tensors this layer stores: the weights of `first` and `second`."
+        return [self.first.weight, self.second.weight]
 
 class Tucker2Conv2d(nn.Module):
     "Tucker-2 conv: `first` ($1\\times1$, in $\\to R_{in}$), `core` ($k\\times k$, $R_{in} \\to R_{out}$, original hyper-parameters), `last` ($1\\times1$, $R_{out} \\to$ out, with the bias)."
@@ -236,6 +246,9 @@ class Tucker2Conv2d(nn.Module):
         "The dense (out, in, kh, kw) weight $G \\times_1 U_{out} \\times_2 U_{in}$ this layer computes."
         return torch.einsum('oa,abhw,bi->oihw', self.last.weight.flatten(1), self.core.weight,
                             self.first.weight.flatten(1))
+    def stored_tensors(self) -> list[Tensor]:
+        "The tensors this layer stores: the weights of `first`, `core` and `last`."
+        return [self.first.weight, self.core.weight, self.last.weight]
 
 # %% ../nbs/13_layers.ipynb #05799e3c
 from .projections import rank_factors, tucker2_factors
@@ -295,6 +308,23 @@ def to_lowrank(model: nn.Module,
     for n, mod in built.items():
         for a in aliases[n]: _set_module(new, a, mod)
     return new
+
+# %% ../nbs/13_layers.ipynb #a1cfe904
+def unit_tensors(unit: nn.Module) -> list[Tensor]:
+    "The weight tensors `unit` stores: `unit.stored_tensors()` for a compressed layer, `[unit.weight]` for a Conv2d/Linear."
+    fn = getattr(unit, 'stored_tensors', None)
+    if callable(fn): return list(fn())
+    if isinstance(unit, (nn.Conv2d, nn.Linear)): return [unit.weight]
+    raise TypeError(f"unit must be a Conv2d/Linear or a layer with stored_tensors() (ATMC, low-rank, Tucker-2), got {type(unit).__name__}")
+
+def layer_units(model: nn.Module) -> dict[str, nn.Module]:
+    "The units of `model` by name: layers with `stored_tensors()` (ATMC, low-rank, Tucker-2) and the Conv2d/Linear layers outside them."
+    out, inside = {}, []
+    for n, m in model.named_modules():
+        if any(p == '' or n.startswith(p + '.') for p in inside): continue
+        if callable(getattr(m, 'stored_tensors', None)): out[n] = m; inside.append(n)
+        elif isinstance(m, (nn.Conv2d, nn.Linear)): out[n] = m
+    return out
 
 # %% ../nbs/13_layers.ipynb #dff64aec
 from .constraints import keep_count

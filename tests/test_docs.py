@@ -46,6 +46,6 @@ def test_docs_page_in_chromium(site):
         text = page.inner_text('body')
         page.screenshot(path=str(ARTIFACTS / 'docs_30_dashboard.png'))
         b.close()
-    for name in ('Dashboard', 'budget_kind', 'layer_stats', 'Throttle', 'LiveLog'):
+    for name in ('Dashboard', 'nominal_cr', 'keep_for_cr', 'Throttle', 'LiveLog'):
         assert name in text, name
     assert 'The exploration dashboard' in text
