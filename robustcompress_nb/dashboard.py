@@ -10,15 +10,16 @@ import torch
 import torch.nn as nn
 from fastcore.basics import patch
 
-from .checks import check_int, check_number
+from .checks import check_int, check_number, check_choice
 from .data import Data, get_data
 from .models import get_model, count_weights
 from .attacks import PGD
+from .evaluation import PROTOCOLS
 from .train import Callback, CancelFitException, EvalCallback, _pick_device
 from .layers import clone_model, layer_units, unit_tensors
 from .size import layer_stats, stored_fraction, unit_weight, faithful_tensor_bits
 from .solver import METHODS, Method, Budget, ADMMCallback, get_method
-from .experiments import DenseModels, recipe, teaching_attacks, run_method
+from .experiments import DenseModels, recipe, run_method
 
 # %% auto #0
 __all__ = ['BITS_CHOICES', 'KEEP_LABELS', 'BACKENDS', 'FIGURES', 'SETTINGS', 'nominal_cr', 'keep_for_cr', 'RunControl', 'LiveLog',
@@ -204,7 +205,7 @@ def _train_figure():
     from plotly.subplots import make_subplots
     f = make_subplots(rows=1, cols=3, subplot_titles=('training loss', 'accuracy', 'stored weights / N'))
     for name, col, kw in (('loss', 1, {}), ('train adversarial acc', 2, dict(line=dict(dash='dot'))),
-                          ('test clean acc', 2, dict(mode='lines+markers')), ('test robust acc', 2, dict(mode='lines+markers')),
+                          ('test clean acc', 2, dict(mode='lines+markers')), ('test PGD acc (upper bound)', 2, dict(mode='lines+markers')),
                           ('stored / N', 3, {})):
         f.add_trace(go.Scatter(x=[], y=[], name=name, mode=kw.pop('mode', 'lines'), **kw), 1, col)
     f.update_yaxes(rangemode='tozero', row=1, col=1)     # from 0: noise around chance must not look like learning
@@ -235,7 +236,7 @@ def _layer_figure():
 def _trade_figure():
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
-    t = make_subplots(rows=1, cols=2, subplot_titles=('clean accuracy', 'robust accuracy (worst case)'))
+    t = make_subplots(rows=1, cols=2, subplot_titles=('clean accuracy', 'robust accuracy (protocol headline, worst case)'))
     for col in (1, 2): t.add_trace(go.Scatter(x=[], y=[], showlegend=False, hoverinfo='skip'), 1, col)   # axes before any run
     # before the first run the x axis spans the target CRs the dashboard offers (1e-3 .. 1); runs autorange it
     t.update_xaxes(type='log', range=[-3.1, 0.1], title_text='compression ratio (stored / dense bits)')
@@ -366,7 +367,8 @@ class Dashboard:
                  dense_epochs: int | None = None, # epochs of the shared dense model (default: the recipe's `train_epochs`, 10 for digits)
                  n_eval_epoch: int = 128, # test examples evaluated after every epoch (0: none)
                  n_eval: int | None = 256, # test examples of the final evaluation (None: all)
-                 eval_steps: int = 10, # PGD steps of the evaluations
+                 eval_steps: int = 10, # PGD steps of the evaluations (the live curve's, and the protocol's PGD)
+                 protocol: str = 'aa-fast', # evaluation protocol of finished runs (a name of `evaluation.PROTOCOLS`)
                  refresh_s: float | None = None, # redraw the curves at most every this many seconds (None: 1 s, 3 s static)
                  backend: str = 'auto', # 'auto', 'widget' or 'static' (see `pick_backend`)
                  share_dense: bool = True, # start compression methods from the shared dense adversarial model
@@ -385,6 +387,7 @@ class Dashboard:
         if bits not in BITS_CHOICES: raise ValueError(f"bits must be one of {BITS_CHOICES} (32: unquantized), got {bits!r}")
         dense_epochs = recipe(self.data).train_epochs if dense_epochs is None else check_int(dense_epochs, 'dense_epochs', 1)
         self.n_eval_epoch, self.eval_steps = check_int(n_eval_epoch, 'n_eval_epoch', 0), check_int(eval_steps, 'eval_steps', 1)
+        self.protocol = check_choice(protocol, 'protocol', PROTOCOLS)
         self.share_dense, self.threaded, self.seed, self.device = share_dense, threaded, seed, _pick_device(device)
         self.dense, self.backend, self.n_eval = DenseModels() if dense is None else dense, pick_backend(backend), n_eval
         self.refresh_s = check_number((3.0 if self.backend == 'static' else 1.0) if refresh_s is None else refresh_s, 'refresh_s', 0)
@@ -547,7 +550,7 @@ def config(self: Dashboard) -> dict:
     eps = check_number(s['eps'], 'eps', 0, 1, lo_open=True, what=' (pixel units)')
     names = [st.name for st in m.stages(self.template, budget)]   # the method's own checks (e.g. a low-rank budget below rank 1)
     return dict(method=m, budget=budget, eps=eps, attack=recipe(self.data).train_attack(eps, s['steps']),
-                evaluation=teaching_attacks(eps, self.eval_steps), dense_epochs=s['dense_epochs'],
+                protocol=recipe(self.data).eval_protocol(eps, self.n_eval, self.protocol, pgd_steps=self.eval_steps), dense_epochs=s['dense_epochs'],
                 epochs=[s['dense_epochs'] if n == 'dense' else s['epochs'] for n in names])
 
 # %% ../nbs/30_dashboard.ipynb #6f03642e
@@ -630,7 +633,7 @@ def _dense_start(self: Dashboard, cfg: dict) -> tuple[dict, nn.Module]:
     fresh = DenseModels.key(self.data, self.model_name, cfg['attack'], self.seed, cfg['dense_epochs']) not in self.dense.cache
     cbs = self._live(cfg, 'shared dense model', ['dense']) if fresh else []
     row, model = self.dense.get(self.data, clone_model(self.template), self.model_name, attack=cfg['attack'], seed=self.seed,
-                                epochs=cfg['dense_epochs'], eps=cfg['eps'], evaluation=cfg['evaluation'], n_eval=self.n_eval,
+                                epochs=cfg['dense_epochs'], eps=cfg['eps'], protocol=cfg['protocol'],
                                 device=self.device, callbacks=cbs)
     if fresh and not row['stopped']: self._add(row)
     return row, model
@@ -640,8 +643,8 @@ def _live_run(self: Dashboard, cfg: dict, pretrained: nn.Module | None = None) -
     "The method's run: one `run_method` call with the live callbacks, from `pretrained` when given."
     m, b = cfg['method'], cfg['budget']
     cbs = self._live(cfg, m.label(b), [s.name for s in m.stages(self.template, b, epochs=cfg['epochs'], pretrained=pretrained is not None)])
-    return run_method(m, self.data, clone_model(self.template), b, attack=cfg['attack'], evaluation=cfg['evaluation'], eps=cfg['eps'],
-                      n_eval=self.n_eval, seed=self.seed, model_name=self.model_name, return_model=True, epochs=cfg['epochs'],
+    return run_method(m, self.data, clone_model(self.template), b, attack=cfg['attack'], protocol=cfg['protocol'], eps=cfg['eps'],
+                      seed=self.seed, model_name=self.model_name, return_model=True, epochs=cfg['epochs'],
                       pretrained=pretrained, device=self.device, callbacks=cbs)
 
 # %% ../nbs/30_dashboard.ipynb #6e7ae8b6
@@ -672,7 +675,11 @@ def _add(self: Dashboard, row: dict):
 def _finish(self: Dashboard, row: dict | None, what: str):
     "Reset the status, message, buttons and figures; then, last, mark the run finished."
     s = what if row is None else (f"{row['label']} {what}: faithful CR {row['faithful_cr']:.3g}, clean {row['clean_acc']:.3f}, "
-                                  f"robust (worst) {row['worst_case_acc']:.3f} on {row['n_eval']} test examples")
+                                  f"{row['headline'].replace('_', ' ')} {row['worst_case_acc']:.3f} on {row['n_eval']} test examples "
+                                  f"({row['protocol']['eval']['name']})")
+    if row is not None and row.get('masked'):
+        self._message(f"{row['label']}: masking suspected ({', '.join(row['masking_flags'])}): its robust accuracy includes "
+                      "the gradient-free attack; see the evaluation tutorial", 'warning')
     self.status.value = html.escape(s)
     if self.message.value == html.escape(_STOPPING): self.message.value = ''
     self.buttons['start'].disabled = False; self.buttons['pause'].disabled = self.buttons['stop'].disabled = True
