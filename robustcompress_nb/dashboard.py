@@ -16,8 +16,8 @@ from .models import get_model, count_weights
 from .attacks import PGD
 from .evaluation import PROTOCOLS
 from .train import Callback, CancelFitException, EvalCallback, _pick_device
-from .layers import clone_model, layer_units, unit_tensors
-from .size import layer_stats, stored_fraction, unit_weight, faithful_tensor_bits
+from .layers import clone_model, layer_units, unit_tensors, layer_stats, stored_fraction, unit_weight
+from .size import faithful_tensor_bits
 from .solver import METHODS, Method, Budget, ADMMCallback, get_method
 from .experiments import DenseModels, recipe, run_method
 
@@ -273,7 +273,7 @@ def _bits_text(r: dict) -> str:
     return f"{r['n_values']:,} values: {r['bits']}-bit codes"
 
 def draw_layers(fig: LiveFigure, stats: list[dict]):
-    "Show `size.layer_stats` rows: density, rank / full rank and bits per layer (hover: the counts, and why 32 bits)."
+    "Show `layers.layer_stats` rows: density, rank / full rank and bits per layer (hover: the counts, and why 32 bits)."
     names = [r['name'] for r in stats]
     def fn(f):
         f.data[0].update(x=names, y=[r['density'] for r in stats], text=[f"{r['nnz']:,} / {r['dense']:,}" for r in stats])

@@ -5,7 +5,8 @@
 # %% auto #0
 __all__ = ['clone_model', 'ATMCLayer', 'ATMCLinear', 'ATMCConv2d', 'atmc_factorize', 'atmc_layers', 'atmc_factors',
            'atmc_weights', 'atmc_merge', 'LowRankLinear', 'LowRankConv2d', 'Tucker2Conv2d', 'to_lowrank',
-           'unit_tensors', 'layer_units', 'prune_channels', 'masks_from', 'apply_masks', 'remove_masks']
+           'unit_tensors', 'layer_units', 'prune_channels', 'masks_from', 'apply_masks', 'remove_masks', 'unit_weight',
+           'layer_stats', 'stored_fraction']
 
 # %% ../nbs/13_layers.ipynb #fdc39fb3
 import copy
@@ -460,3 +461,38 @@ def remove_masks(model: nn.Module) -> nn.Module:
         for hook in list(m._forward_pre_hooks.values()):
             if isinstance(hook, prune.BasePruningMethod): prune.remove(m, hook._tensor_name)
     return new
+
+# %% ../nbs/13_layers.ipynb #1d5127c4
+from .size import TensorStats, tensor_stats, bit_width, faithful_tensor_bits
+
+@torch.no_grad()
+def unit_weight(unit: nn.Module, replace: dict | None = None) -> torch.Tensor:
+    "The dense weight a unit computes, as an out x (in*kh*kw) matrix (a plain layer's tensor swapped by `replace`)."
+    w = unit.weight
+    if replace and unit_tensors(unit)[0] is w: w = replace.get(id(w), w)
+    return w.detach().float().reshape(w.shape[0], -1).cpu()
+
+def _unit_bits(stats: list[TensorStats]) -> int:
+    "ATMC's bits of a unit: the largest code width over its tensors, 32 for a tensor its rule keeps unquantized."
+    return max([bit_width(s.n_values) if faithful_tensor_bits(s.nnz, s.n_values)[1] else 32 for s in stats if s.nnz] or [0])
+
+@torch.no_grad()
+def layer_stats(model: nn.Module, # any model (dense, pruned, ATMC, low-rank, Tucker-2)
+                replace: dict | None = None, # {id(stored tensor): tensor to measure instead} (e.g. ADMM's Z)
+                rank: bool = True, # compute the numerical rank (one SVD per layer)
+               ) -> list[dict]:
+    "Per unit: name, kind, dense shape and size, stored non-zeros, density, rank / full rank, distinct values and bits."
+    rows = []
+    for name, u in layer_units(model).items():
+        stats = [tensor_stats((replace or {}).get(id(t), t).detach().cpu()) for t in unit_tensors(u)]
+        w = unit_weight(u, replace)
+        nnz = sum(s.nnz for s in stats)
+        rows.append(dict(name=name, kind=type(u).__name__, shape=tuple(u.weight.shape), dense=w.numel(), nnz=nnz,
+                         density=nnz / w.numel(), full_rank=min(w.shape), rank=int(torch.linalg.matrix_rank(w)) if rank else None,
+                         n_values=max(s.n_values for s in stats), bits=_unit_bits(stats)))
+    return rows
+
+@torch.no_grad()
+def stored_fraction(model: nn.Module, n_dense: int) -> float:
+    "Stored non-zero weights of all units over the dense model's N: the compression before quantization."
+    return sum(int((t != 0).sum()) for u in layer_units(model).values() for t in unit_tensors(u)) / n_dense

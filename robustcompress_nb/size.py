@@ -17,8 +17,7 @@ from torch.overrides import TorchFunctionMode
 # %% auto #0
 __all__ = ['ENCODINGS', 'bit_width', 'bit_patterns', 'zero_mask', 'TensorStats', 'tensor_stats', 'faithful_tensor_bits',
            'index_costs', 'encoding_costs', 'best_encoding', 'pruned_names', 'pruned_tensor', 'NamedTensor',
-           'named_tensors', 'unit_weight', 'layer_stats', 'stored_fraction', 'count_macs', 'cpu_latency', 'model_size',
-           'SizeTable', 'size_table']
+           'named_tensors', 'count_macs', 'cpu_latency', 'model_size', 'SizeTable', 'size_table']
 
 # %% ../nbs/14_size.ipynb #819f8836
 def bit_width(n: int, # how many distinct symbols must be told apart (>= 0)
@@ -180,41 +179,6 @@ def named_tensors(model: nn.Module) -> list[NamedTensor]:
                 seen.add(id(t))
                 out.append(NamedTensor(pre + n, t, is_param, is_param and t.is_floating_point() and t.dim() >= 2))
     return out
-
-# %% ../nbs/14_size.ipynb #f80f5fbc
-from .layers import layer_units, unit_tensors
-
-@torch.no_grad()
-def unit_weight(unit: nn.Module, replace: dict | None = None) -> torch.Tensor:
-    "The dense weight a unit computes, as an out x (in*kh*kw) matrix (a plain layer's tensor swapped by `replace`)."
-    w = unit.weight
-    if replace and unit_tensors(unit)[0] is w: w = replace.get(id(w), w)
-    return w.detach().float().reshape(w.shape[0], -1).cpu()
-
-def _unit_bits(stats: list[TensorStats]) -> int:
-    "ATMC's bits of a unit: the largest code width over its tensors, 32 for a tensor its rule keeps unquantized."
-    return max([bit_width(s.n_values) if faithful_tensor_bits(s.nnz, s.n_values)[1] else 32 for s in stats if s.nnz] or [0])
-
-@torch.no_grad()
-def layer_stats(model: nn.Module, # any model (dense, pruned, ATMC, low-rank, Tucker-2)
-                replace: dict | None = None, # {id(stored tensor): tensor to measure instead} (e.g. ADMM's Z)
-                rank: bool = True, # compute the numerical rank (one SVD per layer)
-               ) -> list[dict]:
-    "Per unit: name, kind, dense shape and size, stored non-zeros, density, rank / full rank, distinct values and bits."
-    rows = []
-    for name, u in layer_units(model).items():
-        stats = [tensor_stats((replace or {}).get(id(t), t).detach().cpu()) for t in unit_tensors(u)]
-        w = unit_weight(u, replace)
-        nnz = sum(s.nnz for s in stats)
-        rows.append(dict(name=name, kind=type(u).__name__, shape=tuple(u.weight.shape), dense=w.numel(), nnz=nnz,
-                         density=nnz / w.numel(), full_rank=min(w.shape), rank=int(torch.linalg.matrix_rank(w)) if rank else None,
-                         n_values=max(s.n_values for s in stats), bits=_unit_bits(stats)))
-    return rows
-
-@torch.no_grad()
-def stored_fraction(model: nn.Module, n_dense: int) -> float:
-    "Stored non-zero weights of all units over the dense model's N: the compression before quantization."
-    return sum(int((t != 0).sum()) for u in layer_units(model).values() for t in unit_tensors(u)) / n_dense
 
 # %% ../nbs/14_size.ipynb #d655de58
 _MAC_FUNCS = {torch.conv1d: 'conv1d', torch.conv2d: 'conv2d', torch.conv3d: 'conv3d', F.linear: 'linear'}
