@@ -461,7 +461,7 @@ def _configure_demo(p:argparse.ArgumentParser):
     _configure_budget(p, 0.1)
     p.add_argument('--epochs', type=_positive_int, default=None, help="epochs of every compression stage (default: ATMC 2 per stage, CSTAR 1 ADMM + 3 fine-tuning)")
     p.add_argument('--dense-epochs', type=_positive_int, default=6, help="epochs of the dense adversarial training")
-    p.add_argument('--quick', action='store_true', help="smoke test: 300 train / 100 test digits, 1 epoch per stage, cheap attacks")
+    p.add_argument('--quick', action='store_true', help="smoke test: 600 train / 100 test digits, 4 dense epochs, 1 epoch per compression stage, cheap attacks")
     p.add_argument('--cdn', action='store_true', help="link plotly.js from its CDN in report.html instead of copying plotly.min.js beside it (a smaller folder, but the figures need a network)")
     _configure_run(p)
     p.set_defaults(bits=8, threads=1)
@@ -471,7 +471,7 @@ def _demo_cmd(args, parser) -> int:
     if args.threads: torch.set_num_threads(args.threads)
     q = args.quick
     if q: args.train_steps, args.eval_steps = 2, 5
-    kw = dict(epochs=1 if q else args.epochs or DEMO_EPOCHS, dense_epochs=1 if q else args.dense_epochs)
+    kw = dict(epochs=1 if q else args.epochs or DEMO_EPOCHS, dense_epochs=4 if q else args.dense_epochs)
     log = (lambda r: None) if args.quiet else (lambda r: print(f"  {r['label']:<8} done in {r['seconds']:.1f}s: clean {r['clean_acc']:.3f}, "
                                                               f"worst case {r['worst_case_acc']:.3f}", file=sys.stderr))
     out = Path(args.out)
@@ -480,7 +480,7 @@ def _demo_cmd(args, parser) -> int:
         if out.exists() and not out.is_dir(): raise ValueError(f"--out {out} exists and is not a folder")
         out.mkdir(parents=True, exist_ok=True)
         keep = _budget(args, 'atmc').keep
-        data = get_data('digits', n_train=300 if q else None, n_test=100 if q else None, seed=args.seed)
+        data = get_data('digits', n_train=600 if q else None, n_test=100 if q else None, seed=args.seed)
         attack, protocol = _run_attacks(args, data)
         rows = sweep(['da', 'atmc', 'cstar'], [keep], bits=args.bits, data=data, model='small_cnn', seeds=[args.seed],
                      epochs_scale=args.epochs_scale, out=out / 'results.csv', resume=False, on_row=log, eps=args.eps,
@@ -497,13 +497,12 @@ def _demo_cmd(args, parser) -> int:
     r0 = rows[0]
     print(f"rcnb demo: dense adversarial training, ATMC and CSTAR keeping {keep:g} of the weights on {r0['data']} ({r0['model']}), "
           f"eps {fmt_eps(r0['eps'])}, seed {args.seed}")
-    print(f"  evaluation on {r0['n_eval']} test examples, model in eval mode: "
-          + '; '.join(f"{k} (" + ', '.join(f"{a}={v}" for a, v in p.items() if a != 'attack') + ")" for k, p in r0['protocol']['eval'].items()))
+    print(f"  evaluation on {r0['n_eval']} test examples, model in eval mode, under the protocol named below the table")
     print('\n' + '\n'.join('  ' + l for l in results_table(rows).splitlines()) + '\n')
     chance = 1 / data.info.n_classes
     for r in rows:
         if r.get('status') == 'ok' and r['clean_acc'] < 2 * chance:
-            why = ("--quick trains far too briefly to learn anything (it is a smoke test): run without it" if q else
+            why = ("--quick trains very briefly (it is a smoke test): run without it" if q else
                    f"at keep {keep:g} and these epochs it did not learn; a larger --keep or more --epochs lets it learn")
             print(f"  note     {r['label']} is at chance (clean {r['clean_acc']:.2f}, chance {chance:.2f}): {why}")
     print(f"  report   {report}\n  results  {pc}, {pj}\n  total    {res['seconds']:.1f}s")

@@ -35,17 +35,18 @@ def test_train_prints_protocol_and_accuracies():
     assert '300 train / 100 test' in out
     assert f'PGD-7 (Linf eps={fmt_eps(EPS)}, alpha={fmt_eps(2.5 * EPS / 7)}, 1 restart)' in out   # alpha = 2.5 eps / steps
     assert 'evaluation on 100 test examples, model in eval mode' in out
-    rows = {l.split()[0]: l.split() for l in out.splitlines() if l.strip().startswith(('clean', 'FGSM', 'PGD-20'))}
-    e = fmt_eps(EPS)
-    assert rows['PGD-20'][1:7] == ['Linf', e, fmt_eps(2.5 * EPS / 20), '20', '1', 'yes']  # eval: 20 steps, random start
-    assert rows['FGSM'][1:7] == ['Linf', e, e, '1', '1', 'no']
-    accs = {k: float(v[-1]) for k, v in rows.items()}
-    assert 0 <= accs['PGD-20'] <= accs['FGSM'] + 0.05 and accs['PGD-20'] <= accs['clean'] <= 1
+    rows = {l.split()[0]: l.split() for l in out.splitlines() if l.strip().startswith(('clean', 'PGD-20', 'APGD-CE', 'APGD-T', 'Square'))}
+    assert list(rows) == ['clean', 'PGD-20', 'APGD-CE', 'APGD-T', 'Square'], out     # the default protocol: AA-grade, in order
+    accs = [float(v[1]) for v in rows.values()]
+    assert accs == sorted(accs, reverse=True) and 0 <= accs[-1] <= accs[0] <= 1        # each attack on the survivors
+    head = [l.strip() for l in out.splitlines() if l.strip().startswith('robust accuracy:')]
+    assert head and float(head[0].split()[2]) == accs[-1], out                        # the headline, under its name
+    assert f'protocol: aa-fast v1: Linf eps={fmt_eps(EPS)}, n=all; PGD-20' in out and 'masking diagnostics' in out or 'MASKING' in out
     assert 'epoch 1/1: loss' in r.stderr    # progress lines go to stderr
 
 
 def test_json_output_parses(tmp_path):
-    r = rcnb('train', *TINY, '--loss', 'mixed', '--eval-steps', '5', '--eval-restarts', '2', '--json',
+    r = rcnb('train', *TINY, '--loss', 'mixed', '--protocol', 'teaching', '--eval-steps', '5', '--eval-restarts', '2', '--json',
              '--save', tmp_path / 'model.safetensors')
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)           # stdout holds exactly one JSON object
@@ -54,11 +55,11 @@ def test_json_output_parses(tmp_path):
     assert out['training']['loss'] == 'mixed' and out['training']['adv_weight'] == 0.5
     assert out['training']['attack']['steps'] == 7 and out['training']['attack']['eps'] == pytest.approx(EPS)
     ev = out['evaluation']
-    assert ev['n'] == 100 and set(ev['robust_acc']) == {'FGSM', 'PGD-5'}
-    p = ev['protocol']['PGD-5']
+    assert ev['n'] == 100 and set(ev['attack_acc']) == {'FGSM', 'PGD-5'} and ev['headline'] == 'robust_upper_bound'
+    p = ev['protocol_spec']['attacks'][1]
     assert (p['steps'], p['restarts'], p['random_start']) == (5, 2, True)
     assert p['alpha'] == pytest.approx(2.5 * EPS / 5)
-    assert 0 <= ev['worst_case_acc'] <= min(ev['robust_acc'].values()) <= ev['clean_acc'] <= 1
+    assert 0 <= ev['worst_case_acc'] <= min(ev['attack_acc'].values()) <= ev['clean_acc'] <= 1
     assert len(out['history']) == 1 and {'train_loss', 'train_acc', 'train_adv_acc'} <= set(out['history'][0])
     from robustcompress_nb.cli import load_dense
     meta, state = load_dense(tmp_path / 'model.safetensors')   # safetensors: reading it runs no code
@@ -122,7 +123,7 @@ def test_help():
 
 
 # ---- rcnb compress / rcnb demo -------------------------------------------------------------------------
-CTINY = ['--epochs', '1', '--n-train', '300', '--n-test', '100', '--train-steps', '2', '--eval-steps', '5',
+CTINY = ['--epochs', '1', '--n-train', '300', '--n-test', '100', '--train-steps', '2', '--eval-steps', '5', '--protocol', 'teaching',
          '--threads', '1', '--quiet']
 
 
@@ -135,7 +136,8 @@ def test_compress_prints_protocol_and_sizes(tmp_path):
     assert 'stages (epochs): dense 1, sparse 1, factorized 1, quantize 1' in out
     assert 'faithful' in out and 'honest' in out and 'evaluation on 100 test examples, model in eval mode' in out
     rows = {l.split()[0]: l.split() for l in out.splitlines() if l.strip().startswith(('clean', 'FGSM', 'PGD-5'))}
-    assert rows['PGD-5'][1:7] == ['Linf', fmt_eps(EPS), fmt_eps(2.5 * EPS / 5), '5', '1', 'yes']
+    assert set(rows) == {'clean', 'FGSM', 'PGD-5'} and 'robust accuracy upper bound:' in out
+    assert f'protocol: teaching v1 pgd_steps=5 (UPPER BOUND only): Linf eps={fmt_eps(EPS)}' in out
     assert 'compressed model saved to' in out
     from robustcompress_nb.export import load_compressed
     m = load_compressed(tmp_path / 'atmc.rcnb')
@@ -155,8 +157,8 @@ def test_compress_json(tmp_path):
     assert out['command'] == 'compress' and out['method'] == 'CSTAR' and out['keep'] == 0.2 and out['bits'] is None
     assert out['epochs'] == [2, 2, 2] and out['stages'] == ['dense', 'admm', 'finetune']
     assert out['params'] <= out['k'] == round(0.2 * out['dense_weights'])
-    assert 0 <= out['worst_case_acc'] <= min(out['robust_acc'].values()) <= out['clean_acc'] <= 1
-    assert out['protocol']['eval']['PGD-5']['random_start'] is True and out['protocol']['model_mode'] == 'eval'
+    assert 0 <= out['worst_case_acc'] <= min(out['attack_acc'].values()) <= out['clean_acc'] <= 1
+    assert out['protocol']['eval']['attacks'][1]['random_start'] is True and out['protocol']['model_mode'] == 'eval'
 
 
 @pytest.mark.parametrize('args, msg', [
@@ -181,7 +183,7 @@ def test_demo_quick_writes_report(tmp_path):
     out = r.stdout
     lines = {l.split()[0]: l.split() for l in out.splitlines() if l.strip().startswith(('DA ', 'ATMC-8', 'CSTAR'))}
     assert set(lines) == {'DA', 'ATMC-8', 'CSTAR'}, out
-    assert 'PGD-5' in out and 'random_start=True' in out and 'model in eval mode' in out
+    assert 'aa-fast v1' in out and 'model in eval mode' in out
     page = (tmp_path / 'demo' / 'report.html').read_text()
     assert page.count('class="plotly-graph-div"') == 2 and 'ATMC-8' in page and 'Pareto front' in page
     rows = json.loads((tmp_path / 'demo' / 'results.json').read_text())
