@@ -123,12 +123,14 @@ def _browser():
     return sync_playwright, chromium
 
 
-def _open(p, chromium, url, refused):
-    "A page at `url` with every request that is not a local file refused (the docs must work offline)."
+def _open(p, chromium, url, refused=None, size=(1300, 1500), timeout=30_000):
+    """Chromium (headless) and a page at `url`; with a list `refused`, every request that is not a local file is
+    refused and recorded there (the docs must work offline)."""
     b = p.chromium.launch(executable_path=chromium, headless=True, args=['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'])
-    page = b.new_page(viewport={'width': 1300, 'height': 1500})
-    page.route('**/*', lambda r: r.continue_() if r.request.url.startswith('file:') else (refused.append(r.request.url), r.abort()))
-    page.goto(url)
+    page = b.new_page(viewport={'width': size[0], 'height': size[1]})
+    if refused is not None:
+        page.route('**/*', lambda r: r.continue_() if r.request.url.startswith('file:') else (refused.append(r.request.url), r.abort()))
+    page.goto(url, timeout=timeout)
     return b, page
 
 

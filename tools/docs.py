@@ -235,7 +235,7 @@ def organize_entries(node, mod, patched: dict[str, str]):
         if kind == 'method':
             cls, meth = q.split('.', 1)
             def head(md, title=f"{cls}.{meth}".replace('_', '\\_')):
-                return re.sub(r'^(#{2,4})\s+\S+[ \t]*$', lambda h: f"{h.group(1)}# {title}", md, count=1, flags=re.M)
+                return re.sub(r'^#{2,4}\s+\S+[ \t]*$', lambda h: f"#### {title}", md, count=1, flags=re.M)   # below the class's ###
             _set_output_md(c, head)
             if cls in classes and cls not in seen:   # its class comes later on the page: move it under the class
                 obj = getattr(getattr(mod, cls, None), meth, None)
