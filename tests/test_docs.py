@@ -172,3 +172,14 @@ def test_docs_maths_in_chromium(site):
     assert 'Library reference' in sidebar and 'ATMC' in sidebar and nxt == '04_cstar.html'
     assert plots > 0                                   # plotly figures drawn from the local plotly.js
     assert all(u.startswith('https://colab.research.google.com/') for u in refused), refused   # only the Colab badge
+
+
+def test_widget_outputs_not_shown():
+    "A saved widget view is only its text repr without a kernel: the pages drop it and keep the other outputs."
+    import nbformat, docs
+    c = nbformat.v4.new_code_cell('live = Dashboard()\nlive')
+    c.outputs = [nbformat.v4.new_output('display_data', data={'application/vnd.jupyter.widget-view+json': {'model_id': 'x'},
+                                                              'text/plain': 'VBox(children=(...))'}),
+                 nbformat.v4.new_output('stream', name='stdout', text='ready\n')]
+    node = docs.quarto_like(nbformat.v4.new_notebook(cells=[c]))
+    assert [o['output_type'] for o in node.cells[0].outputs] == ['stream']

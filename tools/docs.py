@@ -102,7 +102,8 @@ _FRONT = re.compile(r'^---\n(.*?)\n---\s*$', re.S)
 
 def quarto_like(node):
     """What Quarto does with a processed notebook that plain nbconvert would not: the front matter becomes the title,
-    `#| echo: false` hides a cell's code, other `#|` options are not shown, `{target=...}` link attributes go."""
+    `#| echo: false` hides a cell's code, other `#|` options are not shown, `{target=...}` link attributes go, widget
+    outputs (live only with a kernel; the pages show screenshots instead) are not shown."""
     cells = []
     for c in node.cells:
         if c.cell_type == 'raw' and _FRONT.match(c.source):
@@ -114,6 +115,8 @@ def quarto_like(node):
             if any(re.match(r'#\|\s*echo:\s*false', o) for o in opts):
                 c.metadata.setdefault('tags', []).append('remove_input')
         if c.cell_type == 'markdown': c.source = re.sub(r'\{target="_blank"[^}]*\}', '', c.source)
+        if c.get('outputs'):   # a live widget needs a kernel: without one its output would be its text repr
+            c.outputs = [o for o in c.outputs if 'application/vnd.jupyter.widget-view+json' not in o.get('data', {})]
         for o in c.get('outputs', []):
             md = o.get('data', {}).get('text/markdown')
             if isinstance(md, str): o['data']['text/markdown'] = re.sub(r'\{target="_blank"[^}]*\}', '', md)
@@ -308,7 +311,7 @@ def localize(html: str, name: str, site_to_local: dict[str, str], ids: dict[str,
     `#anchors` matched case-insensitively to the target's ids); plotly.js from _static/, MathJax scripts of plotly
     outputs dropped. Returns the html and the local files it refers to (relative to nbs/, for images)."""
     cfg, page = get_config(), page_of(name)
-    site = (cfg.doc_host.rstrip('/') + '/' + cfg.doc_baseurl.strip('/') + '/').replace(':/', '://').replace(':///', '://')
+    site = cfg.doc_host.rstrip('/') + '/' + (cfg.doc_baseurl.strip('/') + '/').lstrip('/')   # the published site's root
     n = iter(range(10 ** 6))   # plotly.js once per page (every figure's output repeats its loader)
     html = _PLOTLY_CDN.sub(lambda m: '' if next(n) else f'<script charset="utf-8" src="{root}_static/plotly.min.js"></script>', html)
     html = _MATHJAX_CDN.sub('', html)
