@@ -1,5 +1,6 @@
 """Execute notebooks in place, saving their outputs: the home page (README.md shows its outputs) and the tutorials
-(the docs site shows theirs). Cells that nbdev_test skips (`#| eval: false`, `#| slow`, the export call) are
+(the docs site shows theirs). A tutorial's install cell is first re-pinned to the package's current version
+(tools/course.py): its outputs are that version's. Cells that nbdev_test skips (`#| eval: false`, `#| slow`, the export call) are
 skipped here too. Plotly figures are saved for the web (`plotly_mimetype+notebook_connected`: the figure's data
 plus plotly.js from its CDN), not with plotly.js inlined (4 MB per notebook).
 
@@ -13,6 +14,9 @@ import time
 from execnb.nbio import read_nb, write_nb
 from execnb.shell import CaptureShell
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from course import pin_install  # noqa: E402
+
 
 def _skip(cell):
     if cell.cell_type != 'code': return True
@@ -23,6 +27,7 @@ def _skip(cell):
 
 def run(path):
     nb, cwd = read_nb(path), os.getcwd()
+    pin_install(nb)
     os.chdir(os.path.dirname(os.path.abspath(path)))
     try:
         sh = CaptureShell()

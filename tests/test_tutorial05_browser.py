@@ -1,0 +1,76 @@
+"""Tutorial 05 as a student meets it: opened in JupyterLab, Run All, then the live dashboard at the top of the lesson
+is used with the mouse: Start, the live curves fill, Stop. Screenshots in $RCNB_ARTIFACTS (default tests/artifacts/):
+tutorial05_after_run_all.png (the widget after Run All) and tutorial05_live_running.png (a run going).
+
+Slow (Run All executes the whole lesson, a few minutes on a laptop CPU): runs only with RCNB_TUTORIAL_BROWSER=1
+(.ci/run sets it). JupyterLab, chromium and playwright as in tests/test_dashboard_browser.py, whose server fixture
+this reuses (the lesson replaces the notebook it serves).
+"""
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from test_dashboard_browser import ARTIFACTS, CHROMIUM, TRACE_POINTS, _until, lab  # noqa: F401 (`lab` is a fixture)
+from test_docs import _open
+
+TUTORIAL = Path(__file__).resolve().parent.parent / 'nbs' / 'tutorials' / '05_dashboard.ipynb'
+
+pytestmark = pytest.mark.skipif(os.environ.get('RCNB_TUTORIAL_BROWSER') != '1',
+                                reason='slow: set RCNB_TUTORIAL_BROWSER=1 to run tutorial 05 in JupyterLab')
+
+
+@pytest.fixture
+def lab05(lab, tmp_path):
+    shutil.copy(TUTORIAL, tmp_path / 'dashboard.ipynb')     # the server reads the file when the page opens it
+    # every cell kept in the page (JupyterLab 4 otherwise skips drawing the cells out of view, the live widget among
+    # them, while Run All scrolls down the lesson)
+    nbset = tmp_path / 'settings' / '@jupyterlab' / 'notebook-extension'
+    nbset.mkdir(parents=True, exist_ok=True)
+    (nbset / 'tracker.jupyterlab-settings').write_text('{"windowingMode": "none"}')
+    return lab
+
+
+def _body(page) -> str: return page.evaluate('() => document.body.innerText')
+
+
+def test_tutorial05_run_all_then_live(lab05):
+    from playwright.sync_api import sync_playwright
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser, page = _open(p, CHROMIUM, lab05, size=(1600, 1300), timeout=120_000)
+        try:
+            page.locator('.jp-Notebook .jp-CodeCell').first.wait_for(timeout=120_000)
+            prompts = page.locator('.jp-Notebook .jp-CodeCell .jp-InputPrompt')
+            for _ in range(12):   # Run All from the menu, again until the kernel has taken it (it may still be connecting)
+                page.locator('.lm-MenuBar-itemLabel', has_text='Run').first.click()
+                page.locator('.lm-Menu-itemLabel', has_text='Run All Cells').first.click()
+                try:
+                    page.wait_for_function("e => /\\[[*0-9]+\\]/.test(e.innerText)", arg=prompts.first.element_handle(), timeout=10_000)
+                    break
+                except Exception: page.keyboard.press('Escape')
+            start = page.locator('button.jupyter-button', has_text='Start').first
+            start.wait_for(state='attached', timeout=300_000)  # the live dashboard, the lesson's first output
+            n = prompts.count()
+            _until(lambda: all(t.strip() not in ('[*]:', '[ ]:', '') for t in prompts.all_inner_texts()),
+                   'Run All finished', timeout=1500)   # minutes on a laptop; far more on a shared 2-core box
+            text = _body(page)
+            assert 'Traceback' not in text, text[text.find('Traceback') - 500:][:3000]
+            assert n == prompts.count()
+            start.scroll_into_view_if_needed()
+            page.screenshot(path=str(ARTIFACTS / 'tutorial05_after_run_all.png'))
+            # the student's path: press Start on the live dashboard, watch the curve fill, press Stop
+            n0 = page.evaluate(TRACE_POINTS)[0][0]
+            start.click()
+            page.wait_for_function(f"() => ({TRACE_POINTS})()[0][0] > {n0} + 2", timeout=180_000)   # a few live points
+            start.scroll_into_view_if_needed()
+            page.screenshot(path=str(ARTIFACTS / 'tutorial05_live_running.png'))
+            page.locator('button.jupyter-button', has_text='Stop').first.click()
+            page.wait_for_function("() => document.body.innerText.includes('stopped')", timeout=120_000)
+            _until(start.is_enabled, 'Start enabled again after the stop')
+        except BaseException:   # what the page showed when it failed, for whoever reads the log
+            page.screenshot(path=str(ARTIFACTS / 'tutorial05_failure.png'), full_page=True)
+            raise
+        finally:
+            browser.close()
