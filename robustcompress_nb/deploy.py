@@ -265,7 +265,7 @@ def import_robustbench():
         except ImportError:
             for name in _AUTOATTACK_ALIASES:
                 sys.modules[name] = require_extra('robustbench', 'py' + name); added.append(name)
-        for mod in ('robustbench', 'robustbench.utils', 'robustbench.model_zoo'): rb = require_extra('robustbench', mod)
+        for mod in ('robustbench', 'robustbench.utils', 'robustbench.model_zoo'): require_extra('robustbench', mod)
     finally:
         for name in added: sys.modules.pop(name, None)
     return sys.modules['robustbench']
@@ -329,7 +329,7 @@ def robustbench_attacks(eps: float, # the L-inf radius in pixel units (RobustBen
     return [AutoAttack(eps, 'Linf', 'standard', **options)]
 
 def compress_robustbench(method, # a registered method name
-                         data, # a `Data` (or a data set name) the model was trained for
+                         data, # a `Data`, or a data set name (with root, n_train, n_test, batch_size in `run_options`)
                          budget, # the `solver.Budget`
                          *,
                          checkpoint, # the local checkpoint file
@@ -341,8 +341,8 @@ def compress_robustbench(method, # a registered method name
     "Load a RobustBench model from a local checkpoint, compress it with `method` starting from its weights, evaluate it: (row, model)."
     from robustcompress_nb.experiments import run_method, _as_data
     model = robustbench_model(name, checkpoint, dataset=dataset, threat_model=threat_model, architecture=architecture)
-    if not isinstance(data, str): data = _as_data(data)
-    eps = float(getattr(getattr(data, 'info', None), 'eps', 8 / 255) if eps is None else eps)
+    data = _as_data(data, seed=run_options.get('seed', 0), **{k: run_options.pop(k) for k in ('root', 'n_train', 'n_test', 'batch_size') if k in run_options})
+    eps = data.info.eps if eps is None else eps
     row, out = run_method(method, data, model, budget, pretrained=model, eps=eps, return_model=True,
                           evaluation=robustbench_attacks(eps) if evaluation is None else evaluation,
                           model_name=f"robustbench:{name or type(model).__name__}", **run_options)
