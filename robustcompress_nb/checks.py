@@ -8,7 +8,7 @@ import contextlib, math, numbers, operator, os, tempfile
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['check_int', 'check_number', 'check_choice', 'atomic_write']
+__all__ = ['EXTRAS', 'check_int', 'check_number', 'check_choice', 'atomic_write', 'require_extra']
 
 # %% ../nbs/00_checks.ipynb #f69df278
 def _rng(lo, hi, lo_open=False, hi_open=False) -> str:
@@ -94,3 +94,21 @@ def atomic_write(path, # the file to write (replaced atomically)
             raise OSError(e.errno, f"could not write {path} ({e.strerror or e}); {old}") from e
         raise
     return path
+
+# %% ../nbs/00_checks.ipynb #12277f16
+import importlib
+
+EXTRAS = {'autoattack': ('pyautoattack',), 'ray': ('ray',), 'hub': ('huggingface_hub',),
+          'onnx': ('onnx', 'onnxruntime'), 'robustbench': ('robustbench',)}
+"The optional extras (`pip install \"robustcompress_nb[NAME]\"`) and the modules each one provides."
+
+def require_extra(extra: str, # the name of an optional extra (`EXTRAS`)
+                  module: str | None = None, # the module to import (default: the extra's first); a submodule is fine
+                 ):
+    "Import and return `module` of the optional extra `extra`, or an `ImportError` carrying the one-line install command."
+    check_choice(extra, 'extra', EXTRAS)
+    module = module or EXTRAS[extra][0]
+    try: return importlib.import_module(module)
+    except ImportError as e:
+        raise ImportError(f"this needs the optional extra '{extra}' ({e.name or module} is missing): "
+                          f'pip install "robustcompress_nb[{extra}]"') from e

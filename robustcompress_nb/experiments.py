@@ -4,7 +4,7 @@
 
 # %% ../nbs/21_experiments.ipynb #6121264d
 from __future__ import annotations
-import csv, dataclasses, io, json, math, time
+import contextlib, csv, dataclasses, io, json, math, socket, time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,13 +18,13 @@ from .evaluation import Protocol, get_protocol, evaluate_protocol
 from .size import model_size
 from .layers import clone_model, _find_layers
 from .solver import Budget, Method, METHODS, Solver, get_method
-from .checks import check_int, check_number, atomic_write
+from .checks import check_int, check_number, check_choice, atomic_write, require_extra
 
 # %% auto #0
-__all__ = ['RECIPES', 'KEY', 'Recipe', 'recipe', 'teaching_protocol', 'row_key', 'uncompressible_layers', 'Trained',
+__all__ = ['RECIPES', 'KEY', 'BACKENDS', 'Recipe', 'recipe', 'teaching_protocol', 'row_key', 'uncompressible_layers', 'Trained',
            'train_method', 'measure', 'run_method', 'results_paths', 'save_rows', 'load_rows', 'DenseModels',
-           'sweep_plan', 'sweep', 'curves', 'plot_tradeoff', 'pareto_front', 'plot_pareto', 'results_table',
-           'write_report']
+           'sweep_plan', 'sweep', 'sweep_ray', 'curves', 'plot_tradeoff', 'pareto_front', 'plot_pareto',
+           'results_table', 'write_report']
 
 # %% ../nbs/21_experiments.ipynb #a13caab2
 @dataclass(frozen=True)
@@ -293,6 +293,39 @@ def _problem(m: Method, model: nn.Module, budget: Budget) -> str | None:
     except ValueError as e: return str(e)
     return None
 
+def _cells(plan, data, model, kwargs: dict, *, share_dense: bool, dense_epochs, **data_args) -> list[dict]:
+    """The plan's configurations as cells: the row's identifying fields (`info`), what `run_method` needs, the
+    `DenseModels.get` arguments of the dense model the cell starts from (`dense`, or None) and why it cannot run (`problem`)."""
+    datas, cells = {}, []
+    for i, p in enumerate(plan):
+        seed, budget, m = p['seed'], p['budget'], get_method(p['method'])
+        d = datas.setdefault(seed, _as_data(data, seed=seed, **data_args))
+        net, model_name = _as_model(model, d.info, seed, kwargs.get('model_name'))
+        eps = float(d.info.eps if kwargs.get('eps') is None else kwargs['eps'])
+        problem = _problem(m, net, budget)
+        k = budget.params(count_weights(net)) if budget.sized and problem is None else None
+        info = dict(method=m.name, label=p['label'], keep=budget.keep, k=k, bits=budget.bits, eps=eps, seed=seed, data=d.info.name, model=model_name)
+        common = dict(seed=seed, **{k_: v for k_, v in kwargs.items() if k_ != 'model_name'}, model_name=model_name)
+        dense = None if problem is not None or not share_dense or m.natural else dict(
+            model=net, model_name=model_name, attack=kwargs.get('attack') or recipe(d).train_attack(eps), seed=seed, epochs=dense_epochs,
+            **{k_: v for k_, v in common.items() if k_ not in ('seed', 'model_name', 'attack')})
+        cells.append(dict(order=i, info=info, method=m, data=d, model=net, budget=budget, common=common, dense=dense, problem=problem))
+    return cells
+
+def _cell_row(c: dict, pair, epochs, epochs_scale: float = 1.0) -> dict:
+    "The row of one cell: `run_method` from the dense model `pair` = (its DA row, the model) or None; an 'infeasible' row for a cell that cannot run."
+    if c['problem'] is not None: return dict(c['info'], status='infeasible', error=c['problem'])
+    m, (r_, pre) = c['method'], pair or (None, None)
+    row = run_method(m, c['data'], c['model'], c['budget'], epochs=epochs, epochs_scale=epochs_scale, pretrained=pre, **c['common'])
+    if r_ is not None and not m.compresses:   # the dense reference (DA) reports the training of the shared dense model
+        row.update({k_: r_[k_] for k_ in ('stages', 'epochs', 'train_seconds')}, seconds=round(r_['train_seconds'] + row['eval_seconds'], 3))
+    row['epochs_total'] = sum(row['epochs']) + (sum(r_['epochs']) if r_ is not None and m.compresses else 0)
+    return row
+
+# %% ../nbs/21_experiments.ipynb #4deaf2d1
+BACKENDS = ('sequential', 'ray')
+"How `sweep` runs its cells: one after the other in this process, or as Ray tasks (`sweep_ray`)."
+
 def sweep(methods, # registered method names (any case)
           keep=(), # fractions of the dense weights kept, for the methods that take a parameter budget
           *,
@@ -308,42 +341,95 @@ def sweep(methods, # registered method names (any case)
           out='results.csv', # results name: writes `out` .csv and .json
           resume: bool = True, # skip configurations already in the files (False: start new files)
           on_row=None, # called as on_row(row) after each row is written
+          backend: str = 'sequential', # 'sequential' (this process, in order) or 'ray' (each cell a Ray task: `sweep_ray`)
+          ray_address: str | None = None, # backend='ray': the cluster to join (None: an initialized Ray, else a new local one)
+          ray_options: dict | None = None, # backend='ray': more `sweep_ray` options (threads, gpus, max_retries)
           n_train=None, n_test=None, batch_size: int | None = None, root=None, # when `data` is a name
           **kwargs, # more `run_method` options (attack, protocol, eps, lr, loss, n_eval, device, ...)
          ) -> list[dict]:
-    "Run methods x budgets x seeds with `run_method`, writing each row at once to CSV/JSON; resumable. Returns all rows."
+    "Run methods x budgets x seeds with `run_method`, writing each row at once to CSV/JSON; resumable. Returns all rows, in plan order."
+    check_choice(backend, 'backend', BACKENDS)
     plan = sweep_plan(methods, keep, bits=bits, seeds=seeds)
     for bad in ('budget', 'seed', 'pretrained', 'return_model', 'epochs_scale'):
         if bad in kwargs: raise ValueError(f"sweep: pass {bad} through the sweep's own arguments, not as a run_method option")
     rows = load_rows(out) if resume else []
-    done, dense = {row_key(r) for r in rows}, DenseModels() if dense is None else dense
+    done, n_old, dense = {row_key(r) for r in rows}, len(rows), DenseModels() if dense is None else dense
     per = {k if k == '*' else get_method(k).name: v for k, v in epochs.items()} if isinstance(epochs, dict) else {'*': epochs}
     ep = lambda m: per.get(m, per.get('*', 1))
     de = dense_epochs if dense_epochs is not None else _scaled(_as_list(ep('*'))[0], epochs_scale)
-    datas = {}
-    for p in plan:
-        seed, budget, m = p['seed'], p['budget'], get_method(p['method'])
-        d = datas.setdefault(seed, _as_data(data, root=root, n_train=n_train, n_test=n_test, batch_size=batch_size, seed=seed))
-        net, model_name = _as_model(model, d.info, seed, kwargs.get('model_name'))
-        eps = float(d.info.eps if kwargs.get('eps') is None else kwargs['eps'])
-        problem = _problem(m, net, budget)
-        k = budget.params(count_weights(net)) if budget.sized and problem is None else None
-        info = dict(method=m.name, label=p['label'], keep=budget.keep, k=k, bits=budget.bits, eps=eps, seed=seed, data=d.info.name, model=model_name)
-        if row_key(info) in done: continue
-        if problem is not None: row = dict(info, status='infeasible', error=problem)   # a row that says so, and go on
-        else:
-            common = dict(seed=seed, **{k_: v for k_, v in kwargs.items() if k_ != 'model_name'}, model_name=model_name)
-            attack = kwargs.get('attack') or recipe(d).train_attack(eps)
-            r_, pre = (None, None) if not share_dense or m.natural else dense.get(d, net, model_name, attack=attack, seed=seed, epochs=de,
-                                                                                  **{k_: v for k_, v in common.items() if k_ not in ('seed', 'model_name', 'attack')})
-            row = run_method(m, d, net, budget, epochs=ep(m.name), epochs_scale=epochs_scale, pretrained=pre, **common)
-            if r_ is not None and not m.compresses:   # the dense reference (DA) reports the training of the shared dense model
-                row.update({k_: r_[k_] for k_ in ('stages', 'epochs', 'train_seconds')}, seconds=round(r_['train_seconds'] + row['eval_seconds'], 3))
-            row['epochs_total'] = sum(row['epochs']) + (sum(r_['epochs']) if r_ is not None and m.compresses else 0)
-        rows.append(row); done.add(row_key(row))
-        save_rows(rows, out)
+    cells = [c for c in _cells(plan, data, model, kwargs, share_dense=share_dense, dense_epochs=de, root=root, n_train=n_train,
+                               n_test=n_test, batch_size=batch_size) if row_key(c['info']) not in done]
+    def record(row):
+        rows.append(row); save_rows(rows, out)
         if on_row is not None: on_row(row)
+    if backend == 'ray' and cells: sweep_ray(cells, record, ep, epochs_scale, dense=dense, address=ray_address, **(ray_options or {}))
+    for c in cells if backend == 'sequential' else ():
+        record(_cell_row(c, dense.get(c['data'], **c['dense']) if c['dense'] else None, ep(c['method'].name), epochs_scale))
+    order = {row_key(c['info']): c['order'] for c in cells}
+    new = sorted(rows[n_old:], key=lambda r: order[row_key(r)])
+    if new != rows[n_old:]: rows[n_old:] = new; save_rows(rows, out)   # rows that finished out of order (Ray): plan order
     return rows
+
+# %% ../nbs/21_experiments.ipynb #5090824e
+def _task(threads: int, cell: dict, data, pair=None, epochs=None, epochs_scale: float = 1.0):
+    "The body of a Ray task, in a worker: `threads` torch threads, then the dense model of a cell (`pair` None, epochs None) or its row."
+    torch.set_num_threads(threads)
+    cell = {**cell, 'data': data}
+    if epochs is None: return DenseModels().get(data, **cell['dense'])
+    return _cell_row(cell, pair, epochs, epochs_scale)
+
+def _check_reachable(address: str, timeout: float = 10.0):
+    "Fail at once when nothing answers at a Ray address 'host:port' or 'ray://host:port' (Ray itself retries for minutes); 'auto' is left to Ray."
+    if address == 'auto': return
+    host, _, port = str(address).removeprefix('ray://').rpartition(':')
+    if not host or not port.isdigit(): raise ValueError(f"ray_address must be 'host:port', 'ray://host:port' or 'auto', got {address!r}")
+    try: socket.create_connection((host.strip('[]'), int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise ConnectionError(f"sweep: could not reach the Ray cluster at {address!r} ({e}); nothing ran, the results files are unchanged") from None
+
+def sweep_ray(cells: list[dict], # the cells to run (`sweep` makes them)
+              record, # called in this process as record(row) as each row arrives
+              epochs, # method name -> its epochs
+              epochs_scale: float = 1.0, # as in `sweep`
+              *,
+              dense: DenseModels | None = None, # dense models already trained here are shipped, not retrained
+              address: str | None = None, # the Ray cluster ('host:port', 'ray://host:10001'); None: a running Ray, else a new local one
+              threads: int = 1, # CPUs (and torch threads) of every task
+              gpus: float | None = None, # GPUs of every task, fractions allowed (None: 0.25 when the cluster has GPUs, else 0)
+              max_retries: int = 3, # reruns of a task whose worker died (a task that raises is not rerun)
+             ):
+    "Run `sweep`'s cells as Ray tasks: each seed's dense model one upstream task, each cell a task that starts from its result."
+    ray = require_extra('ray')
+    check_int(threads, 'threads', 1, what=' (CPUs per task)'); check_int(max_retries, 'max_retries', 0)
+    if gpus is not None: check_number(gpus, 'gpus', 0, 1, what=' (GPUs per task)')
+    started = not ray.is_initialized()
+    if started:
+        if address is not None: _check_reachable(address)
+        try: ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        except Exception as e:
+            where = f"reach the Ray cluster at {address!r}" if address else "start a local Ray instance"
+            raise ConnectionError(f"sweep: could not {where} ({type(e).__name__}: {str(e)[:300]}); nothing ran, the results files are unchanged") from e
+    pending = {}
+    try:
+        gpus = (0.25 if ray.cluster_resources().get('GPU', 0) else 0) if gpus is None else gpus
+        task = ray.remote(_task).options(num_cpus=threads, num_gpus=gpus, max_retries=max_retries)
+        datas, starts = {}, {}
+        for c in cells:
+            if c['problem'] is not None: record(_cell_row(c, None, None)); continue
+            light, d = {k: v for k, v in c.items() if k != 'data'}, datas.setdefault(id(c['data']), ray.put(c['data']))
+            pair = None
+            if c['dense'] is not None:
+                key = DenseModels.key(c['data'], c['dense']['model_name'], c['dense']['attack'], c['dense']['seed'], c['dense']['epochs'])
+                if key not in starts: starts[key] = ray.put(dense.cache[key]) if dense is not None and key in dense.cache else task.remote(threads, light, d)
+                pair = starts[key]
+            pending[task.remote(threads, light, d, pair, epochs(c['method'].name), epochs_scale)] = c
+        while pending:
+            (ref,), _ = ray.wait(list(pending), num_returns=1)
+            pending.pop(ref); record(ray.get(ref))
+    finally:
+        for ref in pending:   # on an error or Ctrl-C: stop the rest (the rows written stay)
+            with contextlib.suppress(Exception): ray.cancel(ref, force=True)
+        if started: ray.shutdown()
 
 # %% ../nbs/21_experiments.ipynb #c584bfdb
 def _acc(row: dict, robust: str) -> float:

@@ -248,6 +248,7 @@ def model_size(model: nn.Module, # any model (dense, sparse, quantized, factoriz
                dense_weights: int | nn.Module | None = None, # the dense reference: its N, or the dense model itself
                example_input: torch.Tensor | None = None, # a batch, for MACs (and latency)
                latency: bool | int = False, # True, or the number of timed runs: batch-1 CPU latency (1 thread, `cpu_latency`)
+               onnx_latency: bool | int = False, # the same in ONNX Runtime (`deploy.onnx_latency`; the optional extra 'onnx')
                max_codebook: int = 2**16, # larger codebooks never count as quantized
               ) -> dict:
     "Parameters, non-zeros, faithful (ATMC) and honest sizes in bits with their ratios to the dense model, MACs, latency."
@@ -275,12 +276,16 @@ def model_size(model: nn.Module, # any model (dense, sparse, quantized, factoriz
              dense_weights=ref_n, dense_bits=32 * ref_n, dense_all_bits=ref_all,
              faithful_bits=faithful, faithful_cr=faithful / (32 * ref_n), faithful_x=(32 * ref_n) / faithful if faithful else math.inf,
              honest_bits=honest_bits, honest_cr=honest_bits / ref_all, honest_x=ref_all / honest_bits if honest_bits else math.inf,
-             **honest, macs=None, effective_macs=None, latency_ms=None)
+             **honest, macs=None, effective_macs=None, latency_ms=None, onnx_latency_ms=None)
     if example_input is not None:
         m = count_macs(model, example_input); r.update(macs=m['macs'], effective_macs=m['effective_macs'])
     if latency:
         if example_input is None: raise ValueError("latency=True needs an example_input")
         r['latency_ms'] = cpu_latency(model, example_input, **({} if latency is True else dict(runs=int(latency))))['median_ms']
+    if onnx_latency:
+        if example_input is None: raise ValueError("onnx_latency=True needs an example_input")
+        from robustcompress_nb.deploy import onnx_latency as ort_latency   # imported only when asked: onnx is optional
+        r['onnx_latency_ms'] = ort_latency(model, example_input, **({} if onnx_latency is True else dict(runs=int(onnx_latency))))['median_ms']
     r['tensors'] = rows
     return r
 
@@ -290,13 +295,13 @@ def _fmt(v, key):
     if key.endswith('_cr'): return f"{100 * v:.2f}%"
     if key.endswith('_x'): return f"{v:.1f}x" if math.isfinite(v) else 'inf'
     if key.endswith('_bits'): return f"{v / 8 / 1024:.1f}"
-    if key == 'latency_ms': return f"{v:.2f}"
+    if key.endswith('latency_ms'): return f"{v:.2f}"
     if isinstance(v, float): return f"{v:.4g}"
     return f"{v:,}" if isinstance(v, int) else str(v)
 
 _HEAD = dict(model='model', weights='weights', nnz='nnz', faithful_bits='faithful KiB', faithful_cr='faithful CR',
              faithful_x='faithful x', honest_bits='honest KiB', honest_cr='honest CR', honest_x='honest x',
-             macs='MACs', effective_macs='eff. MACs', latency_ms='latency ms')
+             macs='MACs', effective_macs='eff. MACs', latency_ms='latency ms', onnx_latency_ms='ORT ms')
 
 class SizeTable(list):
     "Rows of `size_table` (dicts): prints aligned, renders as markdown, `figure()` draws the sizes with plotly."
@@ -325,7 +330,7 @@ class SizeTable(list):
         return fig.update_layout(barmode='group', yaxis_title='KiB', yaxis_type='log', height=380, margin=dict(t=30))
 
 def size_table(models: dict, # {name: model}
-               **kwargs, # passed to `model_size` (dense_weights, example_input, latency, max_codebook)
+               **kwargs, # passed to `model_size` (dense_weights, example_input, latency, onnx_latency, max_codebook)
               ) -> SizeTable:
     "`model_size` of every model (one reference), as a `SizeTable` of scalar rows."
     if not isinstance(models, dict) or not models: raise ValueError("models must be a non-empty dict {name: model}")
