@@ -19,7 +19,7 @@ from .models import count_weights
 # %% auto #0
 __all__ = ['HUB_FILES', 'deployable', 'export_onnx', 'onnx_session', 'onnx_predict', 'quantize_onnx', 'onnx_latency',
            'model_card', 'save_pretrained', 'push_to_hub', 'from_pretrained', 'import_robustbench', 'read_checkpoint',
-           'robustbench_model', 'robustbench_attacks', 'compress_robustbench']
+           'robustbench_model', 'robustbench_protocol', 'compress_robustbench']
 
 # %% ../nbs/40_deploy.ipynb #48dc603e
 def _check_example(example) -> torch.Tensor:
@@ -142,11 +142,11 @@ def _protocol_lines(row: dict) -> list[str]:
     p = row.get('protocol') or {}
     tr = p.get('train')
     out = [f"- training attack: {', '.join(f'{k}={v}' for k, v in tr.items()) if tr else 'none (natural training)'}"]
-    for name, q in (p.get('eval') or {}).items():
-        out.append(f"- evaluation, {name}: " + ', '.join(f"{k}={v}" for k, v in q.items() if v is not None))
+    out.append(f"- evaluation protocol: {p.get('text', 'not recorded')}")
     out.append(f"- model in {p.get('model_mode', 'eval')} mode, n = {p.get('n', row.get('n_eval'))} test examples, seed {row.get('seed')}")
-    if any(str(q.get('attack', name)).upper().startswith(('PGD', 'FGSM')) for name, q in (p.get('eval') or {}).items()):
-        out.append("- robust accuracy under these attacks is an upper bound on the true robust accuracy (a stronger attack can only lower it)")
+    if row.get('headline') == 'robust_upper_bound':
+        out.append("- this protocol gives an upper bound on the true robust accuracy (a stronger attack can only lower it)")
+    if row.get('masked'): out.append(f"- masking suspected ({', '.join(row.get('masking_flags', []))}): the headline includes the gradient-free attack")
     return out
 
 # %% ../nbs/40_deploy.ipynb #22f6b9ec
@@ -171,9 +171,9 @@ def model_card(report: dict, # the report of `export.save_compressed` (sizes of 
         if r.get(key) is not None: lines.append(f"| {what} | {100 * r[key]:.2f}% of the dense model ({1 / r[key]:.1f}x smaller) |")
     if row is None: lines += ['', 'No results row was given: the accuracy of this model was not measured here.']
     else:
-        atk = list(r.get('robust_acc') or {})
-        lines += ['', '## Results', '', '| clean | ' + ' | '.join(atk) + ' | worst case |', '|---|' + '---|' * (len(atk) + 1),
-                  f"| {_pct(r.get('clean_acc'))} | " + ' | '.join(_pct(r['robust_acc'][a]) for a in atk) + f" | {_pct(r.get('worst_case_acc'))} |",
+        atk, head = list(r.get('attack_acc') or {}), str(r.get('headline', 'worst case')).replace('_', ' ')
+        lines += ['', '## Results', '', '| clean | ' + ' | '.join(atk) + f" | {head} (per-example worst case) |", '|---|' + '---|' * (len(atk) + 1),
+                  f"| {_pct(r.get('clean_acc'))} | " + ' | '.join(_pct(r['attack_acc'][a]) for a in atk) + f" | {_pct(r.get('worst_case_acc'))} |",
                   '', '## Protocol', ''] + _protocol_lines(r)
     lines += ['', '## Load it', '', '```python', 'from robustcompress_nb.deploy import from_pretrained',
               f"model = from_pretrained({(repo_id or 'path/to/folder')!r})   # inputs in [0, 1]; normalization is inside the model", '```', '',
@@ -322,11 +322,12 @@ def robustbench_model(name: str | None = None, # a RobustBench model name, e.g. 
     return model.eval()
 
 # %% ../nbs/40_deploy.ipynb #2cb85a45
-def robustbench_attacks(eps: float, # the L-inf radius in pixel units (RobustBench CIFAR-10: 8/255)
-                        **options) -> list:
-    "RobustBench's evaluation: standard AutoAttack at `eps` (`attacks.AutoAttack`; `options` such as n_iter, seed)."
-    from robustcompress_nb.attacks import AutoAttack
-    return [AutoAttack(eps, 'Linf', 'standard', **options)]
+def robustbench_protocol(eps: float, # the L-inf radius in pixel units (RobustBench CIFAR-10: 8/255)
+                         n_examples: int | None = None, # the first n test examples (RobustBench: 10,000; 1,000 is common)
+                        ):
+    "RobustBench's evaluation: the `standard` protocol (AutoAttack's standard suite, after our PGD) at `eps`."
+    from robustcompress_nb.evaluation import get_protocol
+    return get_protocol('standard', eps, n_examples=n_examples)
 
 def compress_robustbench(method, # a registered method name
                          data, # a `Data`, or a data set name (with root, n_train, n_test, batch_size in `run_options`)
@@ -334,7 +335,7 @@ def compress_robustbench(method, # a registered method name
                          *,
                          checkpoint, # the local checkpoint file
                          name: str | None = None, dataset: str = 'cifar10', threat_model: str = 'Linf', architecture=None, # as in `robustbench_model`
-                         evaluation: list | None = None, # default: `robustbench_attacks(eps)`
+                         protocol=None, # the evaluation protocol (default: `robustbench_protocol(eps, n_eval)`)
                          eps: float | None = None, # default: the data set's
                          **run_options, # more `run_method` options (epochs, n_eval, device, attack, lr, ...)
                         ) -> tuple[dict, nn.Module]:
@@ -344,7 +345,7 @@ def compress_robustbench(method, # a registered method name
     data = _as_data(data, seed=run_options.get('seed', 0), **{k: run_options.pop(k) for k in ('root', 'n_train', 'n_test', 'batch_size') if k in run_options})
     eps = data.info.eps if eps is None else eps
     row, out = run_method(method, data, model, budget, pretrained=model, eps=eps, return_model=True,
-                          evaluation=robustbench_attacks(eps) if evaluation is None else evaluation,
+                          protocol=robustbench_protocol(eps, run_options.pop('n_eval', None)) if protocol is None else protocol,
                           model_name=f"robustbench:{name or type(model).__name__}", **run_options)
     row['source'] = dict(robustbench=name, dataset=dataset, threat_model=threat_model, checkpoint=Path(checkpoint).name,
                          sha256=hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest())
