@@ -11,17 +11,17 @@ import torch
 
 from .data import DATASETS, get_data
 from .models import MODELS, get_model, count_weights
-from .attacks import FGSM, PGD, fmt_eps
+from .attacks import FGSM, PGD, FGSMRS, Free, fmt_eps
 from .evaluation import PROTOCOLS, evaluate_protocol
-from .train import (LOSSES, OPTIMIZERS, SCHEDULES, ATTACK_MODES, Trainer, Callback, Checkpoint,
+from .train import (LOSSES, OPTIMIZERS, SCHEDULES, ATTACK_MODES, Trainer, Callback, Checkpoint, OverfitGuard,
                                      ProgressBar, atomic_save)
 from .solver import METHODS, Budget, get_method
 from .checks import atomic_write
 from .experiments import recipe, run_method, sweep, results_table, write_report, results_paths
 
 # %% auto #0
-__all__ = ['DEFAULT_LR', 'COMMANDS', 'DENSE_FORMAT', 'DEMO_EPOCHS', 'register_command', 'build_parser', 'main', 'protocol_table',
-           'save_dense', 'load_dense', 'keep_float', 'compress_report']
+__all__ = ['DEFAULT_LR', 'COMMANDS', 'TRAIN_ATTACKS', 'DENSE_FORMAT', 'DEMO_EPOCHS', 'register_command', 'build_parser', 'main',
+           'protocol_table', 'save_dense', 'load_dense', 'keep_float', 'compress_report']
 
 # %% ../nbs/90_cli.ipynb #338677e3
 DEFAULT_LR = {'sgd': 0.05, 'adam': 1e-3, 'adamw': 1e-3}
@@ -104,10 +104,12 @@ def _configure_train(p:argparse.ArgumentParser):
     t.add_argument('--epochs', type=_positive_int, default=None, help="epochs (default: per data set)")
     t.add_argument('--loss', default='adversarial', choices=LOSSES, help="natural, adversarial (Madry) or mixed (ATMC: 0.5 clean + 0.5 adversarial)")
     t.add_argument('--adv-weight', type=_number(float, 0, 1), default=0.5, help="weight of the adversarial term of --loss mixed")
-    t.add_argument('--attack', default='pgd', choices=('pgd', 'fgsm'), help="training attack")
+    t.add_argument('--attack', default='pgd', choices=TRAIN_ATTACKS, help="training attack: pgd (Madry), fgsm, fgsm-rs (FGSM with a random start, "
+                   "step 1.25 eps) or free (free adversarial training, --replays per batch); the single-step ones are guarded against catastrophic overfitting")
+    t.add_argument('--replays', type=_positive_int, default=None, help="--attack free: replays of each batch (default: 4)")
     t.add_argument('--eps', type=_eps_float, default=None, help="L-inf budget in pixel units (default: the data set's, DataInfo.eps)")
     t.add_argument('--steps', type=_positive_int, default=7, help="training PGD steps")
-    t.add_argument('--alpha', type=_positive_float, default=None, help="training PGD step size (default: 2.5*eps/steps)")
+    t.add_argument('--alpha', type=_positive_float, default=None, help="training step size (default: pgd 2.5*eps/steps, fgsm-rs 1.25*eps, free eps)")
     t.add_argument('--attack-mode', default='eval', choices=ATTACK_MODES, help="model mode while crafting training attacks (ATMC: train)")
     t.add_argument('--eps-warmup', type=_number(float, 0), default=0, help="epochs of linear eps ramp-up")
     t.add_argument('--opt', default='sgd', choices=OPTIMIZERS, help="optimizer")
@@ -161,6 +163,16 @@ def _device(name:str):
     if d.type == 'cuda' and not torch.cuda.is_available(): raise ValueError(f"--device {name}: CUDA is not available here")
     return d
 
+TRAIN_ATTACKS = ('pgd', 'fgsm', 'fgsm-rs', 'free')
+
+def _train_attack(kind:str, eps:float, *, steps:int, alpha:float|None=None, replays:int|None=None):
+    "The training attack spec of `--attack kind` (one of `TRAIN_ATTACKS`)."
+    if replays is not None and kind != 'free': raise ValueError(f"--replays is for --attack free, not --attack {kind}")
+    if kind == 'pgd': return PGD(eps, alpha=alpha, steps=steps)
+    if kind == 'fgsm': return FGSM(eps)
+    if kind == 'fgsm-rs': return FGSMRS(eps, alpha=alpha)
+    return Free(eps, replays=replays or 4, alpha=alpha)
+
 def _setup_train(args):
     "Data, model, attacks and trainer from the parsed arguments (raises ValueError/FileNotFoundError on bad input)."
     defaults = recipe(args.data)
@@ -171,10 +183,7 @@ def _setup_train(args):
     info = data.info
     eps = info.eps if args.eps is None else args.eps
     if eps <= 0 and args.loss != 'natural': raise ValueError(f"--eps must be > 0 for --loss {args.loss}")
-    attack = None
-    if args.loss != 'natural':
-        attack = (FGSM(eps) if args.attack == 'fgsm' else
-                  PGD(eps, alpha=args.alpha, steps=args.steps))
+    attack = None if args.loss == 'natural' else _train_attack(args.attack, eps, steps=args.steps, alpha=args.alpha, replays=args.replays)
     protocol = _protocol(args, data, eps, pgd_alpha=args.eval_alpha) if eps > 0 else None
     model_name = args.model or defaults.model
     model = get_model(model_name, info, seed=args.seed)
@@ -182,6 +191,8 @@ def _setup_train(args):
     if not (args.quiet or args.json): cbs.append(ProgressBar(enabled=None))
     if not args.quiet: cbs.append(_EpochLines())
     if args.checkpoint: cbs.append(Checkpoint(args.checkpoint, resume=False))
+    guard = OverfitGuard(data.test) if isinstance(attack, (FGSM, FGSMRS, Free)) else None   # single-step training: watch it
+    if guard is not None: cbs.append(guard)
     trainer = Trainer(model, data.train, epochs=args.epochs or defaults.train_epochs, loss=args.loss, attack=attack,
                       adv_weight=args.adv_weight, attack_mode=args.attack_mode, eps_warmup=args.eps_warmup,
                       opt=args.opt, lr=args.lr or DEFAULT_LR[args.opt], momentum=args.momentum if args.opt == 'sgd' else 0.9,
@@ -194,7 +205,7 @@ def _setup_train(args):
         except Exception as e: raise ValueError(f"--checkpoint {args.checkpoint}: cannot resume ({type(e).__name__}: {_one_line(e)})") from None
         resumed = trainer.epoch
     return dict(data=data, info=info, eps=eps, attack=attack, protocol=protocol, model_name=model_name, model=model,
-                trainer=trainer, resumed=resumed)
+                trainer=trainer, resumed=resumed, guard=guard)
 
 # %% ../nbs/90_cli.ipynb #f312c7d7
 def _configure_protocol(g):
@@ -280,7 +291,7 @@ def _train_cmd(args, parser) -> int:
                      'resumed_from_epoch': s['resumed'], 'batch_size': s['data'].train.batch_size,
                      'opt': args.opt, 'lr': trainer.config['lr'], 'schedule': args.schedule,
                      'weight_decay': args.weight_decay, 'seed': args.seed, 'device': str(trainer.device),
-                     'amp': args.amp, 'seconds': round(train_s, 3)},
+                     'amp': args.amp, 'guard': None if s['guard'] is None else s['guard'].events, 'seconds': round(train_s, 3)},
         'history': trainer.history.epochs,
         'evaluation': None if res is None else {**dict(res), 'model_mode': 'eval', 'seconds': round(eval_s, 3)},
         'checkpoint': args.checkpoint, 'saved': None,
@@ -300,6 +311,7 @@ def _train_cmd(args, parser) -> int:
           + (f" (stratified subsets, seed {args.seed})" if args.n_train or args.n_test else '')
           + f", batch {tr['batch_size']}")
     if info.note: print(f"  note      {info.note}")
+    for ev in tr['guard'] or []: print(f"  guard     catastrophic overfitting at epoch {ev['epoch']}: weights of epoch {ev['restored_epoch']} restored")
     print(f"  training  attack {atk_txt}" + (f", adv_weight {args.adv_weight}" if args.loss == 'mixed' else '')
           + (f", attack mode {args.attack_mode}" if atk is not None else '')
           + (f", eps warm-up {args.eps_warmup} epochs" if args.eps_warmup else ''))
@@ -344,7 +356,9 @@ def _configure_run(p):
     t.add_argument('--epochs-scale', type=_positive_float, default=1.0, help="multiply every stage's epochs")
     t.add_argument('--lr', type=_positive_float, default=None, help="SGD learning rate (compress: 0.05; demo: the methods' own, e.g. 0.01 for ATMC/CSTAR)")
     t.add_argument('--loss', default='adversarial', choices=('adversarial', 'mixed'), help="adversarial (paper) or mixed (ATMC's code)")
-    t.add_argument('--train-steps', type=_positive_int, default=None, help="training PGD steps, alpha = 2.5*eps/steps (default: the data set's recipe, 7)")
+    t.add_argument('--attack', default='pgd', choices=('pgd', 'fgsm-rs', 'free'), help="training attack: pgd, fgsm-rs (FGSM with a random start) or free (--replays per batch); the fast ones are guarded against catastrophic overfitting")
+    t.add_argument('--replays', type=_positive_int, default=None, help="--attack free: replays of each batch (default: 4)")
+    t.add_argument('--train-steps', type=_positive_int, default=None, help="--attack pgd: training PGD steps, alpha = 2.5*eps/steps (default: the data set's recipe, 7)")
     _configure_protocol(t)
     t.add_argument('--seed', type=_nonneg_int, default=0, help="seed of the data subset, initialization, training and attacks")
     t.add_argument('--device', default='auto', help="auto (CUDA when available), cpu, cuda, ...")
@@ -392,6 +406,7 @@ def compress_report(row:dict) -> str:
              f"faithful {_kib(row['faithful_bits'])} (CR {100 * row['faithful_cr']:.2f}%, {row['faithful_x']:.1f}x); "
              f"honest {_kib(row['honest_bits'])} (CR {100 * row['honest_cr']:.2f}%, {row['honest_x']:.1f}x)",
              f"  evaluation on {row['n_eval']} test examples, model in eval mode ({row['eval_seconds']:.1f}s):", '']
+    lines[3:3] = [f"  guard     catastrophic overfitting at epoch {e['epoch']} of a stage: weights of epoch {e['restored_epoch']} restored" for e in row.get('guard') or []]
     return '\n'.join(lines + ['  ' + l for l in protocol_table(ev).splitlines()])
 
 def _budget(args, method) -> Budget:
@@ -403,7 +418,7 @@ def _budget(args, method) -> Budget:
 def _run_attacks(args, data):
     "The training attack and the evaluation protocol of `compress`/`demo`, from the recipe and the flags."
     eps = data.info.eps if args.eps is None else args.eps
-    return recipe(data).train_attack(eps, args.train_steps), _protocol(args, data, eps)
+    return _train_attack(args.attack, eps, steps=args.train_steps or recipe(data).train_steps, replays=args.replays), _protocol(args, data, eps)
 
 def _load_dense(path, info):
     try: meta, state = load_dense(path)

@@ -18,6 +18,7 @@ from .evaluation import Protocol, get_protocol, evaluate_protocol
 from .size import model_size
 from .layers import clone_model, _find_layers
 from .solver import Budget, Method, METHODS, Solver, get_method
+from . import hydra as _hydra   # registers HYDRA: every user of the registry (sweeps, the CLI) runs through here
 from .checks import check_int, check_number, check_choice, atomic_write, require_extra
 
 # %% auto #0
@@ -184,6 +185,7 @@ def run_method(method, # a registered method name (any case) or a `Method`
                n_train: int | None = None, n_test: int | None = None, batch_size: int | None = None, root=None, # when `data` is a name
                model_name: str | None = None, # name recorded for a module `model` (default: its class name)
                return_model: bool = False, # also return the deployed model: (row, model)
+               guard: bool | None = None, # catastrophic-overfitting guard (`train.OverfitGuard` on the first 256 test examples); None: on for the single-step training attacks (FGSM, FGSM-RS, Free)
                **train_options, # `train_method`'s options: epochs, epochs_scale, pretrained, device, callbacks, lr, loss, floor, ...
               ) -> dict:
     "Build, train and measure one method at one budget: one row of results."
@@ -195,7 +197,9 @@ def run_method(method, # a registered method name (any case) or a `Method`
     protocol = recipe(data).eval_protocol(eps, n_eval) if protocol is None else protocol
     if not isinstance(protocol, Protocol): raise TypeError(f"protocol must be an evaluation.Protocol (get_protocol), got {type(protocol).__name__}")
     N = count_weights(model)
-    tr = train_method(m, model, budget, data, attack=attack, seed=seed, **train_options)
+    g = OverfitGuard(data.test) if not m.natural and (isinstance(attack, (FGSM, FGSMRS, Free)) if guard is None else guard) else None
+    cbs = [*train_options.pop('callbacks', ()), *([g] if g is not None else [])]
+    tr = train_method(m, model, budget, data, attack=attack, seed=seed, callbacks=cbs, **train_options)
     ms = measure(tr.model, data, protocol, n_dense=N, seed=seed)
     k = budget.params(N) if budget.sized else None
     row = dict(method=m.name, label=m.label(budget), keep=budget.keep, k=k, bits=budget.bits, eps=eps, seed=seed,
@@ -207,7 +211,7 @@ def run_method(method, # a registered method name (any case) or a `Method`
                stages=[s.name for s in tr.stages], epochs=[s.epochs for s in tr.stages],
                pretrained=train_options.get('pretrained') is not None and not m.natural,
                feasible=tr.feasible and (k is None or (ms['nnz'] if m.params == 'sparse' else count_weights(tr.model)) <= k),
-               stopped=tr.stopped, train_seconds=round(tr.seconds, 3), eval_seconds=ms['eval_seconds'],
+               stopped=tr.stopped, guard=None if g is None else g.events, train_seconds=round(tr.seconds, 3), eval_seconds=ms['eval_seconds'],
                seconds=round(tr.seconds + ms['eval_seconds'], 3), status='ok')
     return (row, tr.model) if return_model else row
 
