@@ -40,6 +40,7 @@ def _bits_share(m: Method, bits) -> float:
     "b / 32 for a method that quantizes, else 1."
     return (_bits(bits) or 32) / 32 if m.bits != 'none' else 1.0
 
+# %% ../nbs/30_dashboard.ipynb #e499e4c9
 def nominal_cr(method, # a registered method name (any case) or a `Method`
                keep: float | None = None, # fraction of the dense weights kept (for a method with a parameter budget)
                bits: int | None = None, # bits per stored value (None or 32: unquantized)
@@ -74,6 +75,7 @@ class RunControl:
         while not self._go.wait(0.05): pass
         if self._stop.is_set(): raise CancelFitException()
 
+# %% ../nbs/30_dashboard.ipynb #9e0b135c
 class LiveLog(Callback):
     "Records chunk-wise loss / adversarial accuracy / stored fraction and per-epoch test accuracies; obeys a `RunControl`."
     order = 70   # after History (50) has closed the epoch record and EvalCallback (10) has logged into it
@@ -98,45 +100,59 @@ class LiveLog(Callback):
     @property
     def global_step(self) -> int: return self.offset + (self.trainer.step if self.trainer is not None else 0)
 
-    def before_fit(self):
-        if self.stage_starts: self.offset = self.chunks[-1]['step'] if self.chunks else self.offset
-        self.stage_starts.append(self.offset); self._buf, self._t = [], time.perf_counter()
-    def before_batch(self):
-        if self.control.paused and not self.control.stopped: self._close(); self._refresh('pause')   # show where it holds
-        self.control.checkpoint()
-    def after_step(self):
-        t = self.trainer
-        out = t.out_adv if t.out_adv is not None else t.out
-        self._buf.append((t.loss.detach(), (out.argmax(1) == t.y).sum(), len(t.y), t.out_adv is not None))
-        if time.perf_counter() - self._t >= self.refresh_s: self._close(); self._refresh('step')
-    def after_epoch(self):
-        self._close()
-        rec = dict(self.trainer.history.epochs[-1]) if self.trainer.history.epochs else {}
-        rob = [v for k, v in rec.items() if k.startswith('test_robust_acc')]
-        self.epochs.append(dict(stage=self.stage, epoch=len(self.epochs) + 1, step=self.global_step,
-                                train_loss=rec.get('train_loss'), test_clean_acc=rec.get('test_clean_acc'),
-                                test_robust_acc=min(rob) if rob else None))
-        self._refresh('epoch')
-    def after_fit(self): self._close(); self._refresh('fit')
+# %% ../nbs/30_dashboard.ipynb #902138c5
+@patch
+def _close(self: LiveLog):
+    if not self._buf: return
+    n = sum(b[2] for b in self._buf)
+    loss = float(torch.stack([b[0] * b[2] for b in self._buf]).sum()) / n
+    acc = float(torch.stack([b[1] for b in self._buf]).sum()) / n
+    self.chunks.append(dict(stage=self.stage, step=self.global_step, loss=loss,
+                            acc=acc, adversarial=self._buf[-1][3],
+                            stored=stored_fraction(self.trainer.model, self.n_dense)))
+    self._buf, self._t = [], time.perf_counter()
 
-    def _close(self):
-        if not self._buf: return
-        n = sum(b[2] for b in self._buf)
-        loss = float(torch.stack([b[0] * b[2] for b in self._buf]).sum()) / n
-        acc = float(torch.stack([b[1] for b in self._buf]).sum()) / n
-        self.chunks.append(dict(stage=self.stage, step=self.global_step, loss=loss,
-                                acc=acc, adversarial=self._buf[-1][3],
-                                stored=stored_fraction(self.trainer.model, self.n_dense)))
-        self._buf, self._t = [], time.perf_counter()
+@patch
+def _refresh(self: LiveLog, kind):
+    self.n_refresh += 1
+    if self.on_refresh is not None: self.on_refresh(self, kind)
 
-    def _refresh(self, kind):
-        self.n_refresh += 1
-        if self.on_refresh is not None: self.on_refresh(self, kind)
+@patch
+def admm(self: LiveLog):
+    "The running `ADMMCallback` of the current stage, if any (its Z is what the stage deploys)."
+    cbs = self.trainer.callbacks if self.trainer is not None else []
+    return next((cb for cb in cbs if isinstance(cb, ADMMCallback) and cb.Z is not None), None)
 
-    def admm(self):
-        "The running `ADMMCallback` of the current stage, if any (its Z is what the stage deploys)."
-        cbs = self.trainer.callbacks if self.trainer is not None else []
-        return next((cb for cb in cbs if isinstance(cb, ADMMCallback) and cb.Z is not None), None)
+# %% ../nbs/30_dashboard.ipynb #ac47fb90
+@patch
+def before_fit(self: LiveLog):
+    if self.stage_starts: self.offset = self.chunks[-1]['step'] if self.chunks else self.offset
+    self.stage_starts.append(self.offset); self._buf, self._t = [], time.perf_counter()
+
+@patch
+def before_batch(self: LiveLog):
+    if self.control.paused and not self.control.stopped: self._close(); self._refresh('pause')   # show where it holds
+    self.control.checkpoint()
+
+@patch
+def after_step(self: LiveLog):
+    t = self.trainer
+    out = t.out_adv if t.out_adv is not None else t.out
+    self._buf.append((t.loss.detach(), (out.argmax(1) == t.y).sum(), len(t.y), t.out_adv is not None))
+    if time.perf_counter() - self._t >= self.refresh_s: self._close(); self._refresh('step')
+
+@patch
+def after_epoch(self: LiveLog):
+    self._close()
+    rec = dict(self.trainer.history.epochs[-1]) if self.trainer.history.epochs else {}
+    rob = [v for k, v in rec.items() if k.startswith('test_robust_acc')]
+    self.epochs.append(dict(stage=self.stage, epoch=len(self.epochs) + 1, step=self.global_step,
+                            train_loss=rec.get('train_loss'), test_clean_acc=rec.get('test_clean_acc'),
+                            test_robust_acc=min(rob) if rob else None))
+    self._refresh('epoch')
+
+@patch
+def after_fit(self: LiveLog): self._close(); self._refresh('fit')
 
 # %% ../nbs/30_dashboard.ipynb #fdddea86
 BACKENDS = ('auto', 'widget', 'static')
@@ -154,6 +170,7 @@ def pick_backend(backend: str = 'auto') -> str:
         return 'widget'
     except Exception: return 'static'
 
+# %% ../nbs/30_dashboard.ipynb #30abb590
 class LiveFigure:
     "A plotly figure shown live: a `FigureWidget` (backend 'widget') or a static figure redrawn into an `Output` ('static')."
     def __init__(self, fig, backend: str = 'auto', include_plotlyjs='cdn'):
@@ -268,6 +285,7 @@ def draw_train(fig: LiveFigure, log: LiveLog):
                                 line=dict(color='#aaa', dash='dot', width=1)) for s in starts[1:] for i in (1, 2, 3)]
     fig.update(fn)
 
+# %% ../nbs/30_dashboard.ipynb #6ffa818b
 def _bits_text(r: dict) -> str:
     if r['bits'] == 32 and r['nnz']: return f"{r['n_values']:,} values, {r['nnz']:,} non-zeros: stored as 32-bit floats (a codebook would not be smaller)"
     return f"{r['n_values']:,} values: {r['bits']}-bit codes"
@@ -305,6 +323,7 @@ def draw_layer(fig: LiveFigure, name: str, unit: nn.Module, replace: dict | None
         f.layout.title = dict(text=f"{name}: {type(unit).__name__} {tuple(unit.weight.shape)}", font=dict(size=13))
     fig.update(fn)
 
+# %% ../nbs/30_dashboard.ipynb #4146c020
 def draw_trade(fig: LiveFigure, rows: list[dict]):
     "Show finished (not stopped) rows: clean and worst-case accuracy against the faithful CR, one line per label."
     import plotly.graph_objects as go
@@ -332,6 +351,7 @@ def device_label(device=None) -> str:
     n = torch.get_num_threads()
     return f"CPU ({n} thread{'' if n == 1 else 's'})"
 
+# %% ../nbs/30_dashboard.ipynb #9dc5ba0f
 def make_controls(units: list[str], # the layer names offered by the layer selector
                   *, method: str, cr: float, bits: int, eps: float, steps: int, epochs: int, dense_epochs: int,
                  ) -> dict:
@@ -458,6 +478,7 @@ def _set_keep_from_cr(self: Dashboard, cr: float):
     if k >= 1: self._message(f"target CR {cr:.4g} keeps all the weights{'' if m.bits == 'none' else ' at ' + str(c['bits'].value) + ' bits'}: "
                              f"lower it ({KEEP_LABELS[m.params]} must be below 1)", 'warning')
 
+# %% ../nbs/30_dashboard.ipynb #005ebd1c
 @patch
 def _sync_cr(self: Dashboard):
     "Follow the fraction kept or the bits: the target CR becomes `nominal_cr`."
@@ -627,6 +648,30 @@ def _live(self: Dashboard, cfg: dict, label: str, stages: list[str]) -> list[Cal
     ev = [EvalCallback(self.data.test, PGD(cfg['eps'], steps=self.eval_steps), n_examples=self.n_eval_epoch, seed=self.seed)]
     return (ev if self.n_eval_epoch else []) + [self.log]
 
+# %% ../nbs/30_dashboard.ipynb #5c116396
+@patch
+def _add(self: Dashboard, row: dict):
+    "Keep a finished run's row and add its point to the trade-off plot."
+    self.rows.append(row); draw_trade(self.figs['trade'], self.rows)
+
+@patch
+def _finish(self: Dashboard, row: dict | None, what: str):
+    "Reset the status, message, buttons and figures; then, last, mark the run finished."
+    s = what if row is None else (f"{row['label']} {what}: faithful CR {row['faithful_cr']:.3g}, clean {row['clean_acc']:.3f}, "
+                                  f"{row['headline'].replace('_', ' ')} {row['worst_case_acc']:.3f} on {row['n_eval']} test examples "
+                                  f"({row['protocol']['eval']['name']})")
+    if row is not None and row.get('masked'):
+        self._message(f"{row['label']}: masking suspected ({', '.join(row['masking_flags'])}): its robust accuracy includes "
+                      "the gradient-free attack; see the evaluation tutorial", 'warning')
+    self.status.value = html.escape(s)
+    if self.message.value == html.escape(_STOPPING): self.message.value = ''
+    self.buttons['start'].disabled = False; self.buttons['pause'].disabled = self.buttons['stop'].disabled = True
+    self.buttons['pause'].description = 'Pause'
+    try: self._draw_layers(self.model if self.model is not None else self.template, {})
+    except Exception: traceback.print_exc()
+    self._running = False
+
+# %% ../nbs/30_dashboard.ipynb #2701a564
 @patch
 def _dense_start(self: Dashboard, cfg: dict) -> tuple[dict, nn.Module]:
     "The shared dense adversarial model for this run's key (`DenseModels`): trained live, and added to the curve, the first time."
@@ -665,25 +710,3 @@ def _run(self: Dashboard, cfg: dict):
         self._message(f"the run failed: {type(e).__name__}: {e}", 'error')
         traceback.print_exc()
     finally: self._finish(row, what)
-
-@patch
-def _add(self: Dashboard, row: dict):
-    "Keep a finished run's row and add its point to the trade-off plot."
-    self.rows.append(row); draw_trade(self.figs['trade'], self.rows)
-
-@patch
-def _finish(self: Dashboard, row: dict | None, what: str):
-    "Reset the status, message, buttons and figures; then, last, mark the run finished."
-    s = what if row is None else (f"{row['label']} {what}: faithful CR {row['faithful_cr']:.3g}, clean {row['clean_acc']:.3f}, "
-                                  f"{row['headline'].replace('_', ' ')} {row['worst_case_acc']:.3f} on {row['n_eval']} test examples "
-                                  f"({row['protocol']['eval']['name']})")
-    if row is not None and row.get('masked'):
-        self._message(f"{row['label']}: masking suspected ({', '.join(row['masking_flags'])}): its robust accuracy includes "
-                      "the gradient-free attack; see the evaluation tutorial", 'warning')
-    self.status.value = html.escape(s)
-    if self.message.value == html.escape(_STOPPING): self.message.value = ''
-    self.buttons['start'].disabled = False; self.buttons['pause'].disabled = self.buttons['stop'].disabled = True
-    self.buttons['pause'].description = 'Pause'
-    try: self._draw_layers(self.model if self.model is not None else self.template, {})
-    except Exception: traceback.print_exc()
-    self._running = False

@@ -61,6 +61,7 @@ def _named_attacks(attacks) -> dict:
         out[name] = a
     return out
 
+# %% ../nbs/03_evaluation.ipynb #3de0956b
 def _protocol(a) -> dict:
     p = getattr(a, 'protocol', None)
     return dict(p) if isinstance(p, dict) else {'attack': getattr(a, '__name__', type(a).__name__)}
@@ -151,6 +152,7 @@ class Check:
     detail: str # the numbers, in words
     values: dict = field(default_factory=dict) # the numbers
 
+# %% ../nbs/03_evaluation.ipynb #8ef363c7
 @dataclass
 class SanityReport:
     "The result of `sanity_checks`: `passed`, the list of `checks`, and the accuracies measured."
@@ -185,6 +187,7 @@ def _take(loader, n, dev):
     if not xs: raise ValueError("loader yielded no examples")
     return torch.cat(xs).to(dev), torch.cat(ys).to(dev)
 
+# %% ../nbs/03_evaluation.ipynb #aa99920c
 def sanity_checks(model: nn.Module, # classifier returning logits (run in eval mode, restored after)
                   loader, # test batches (x, y) with x in [0, 1], or one pair (x, y)
                   eps: float, # the budget whose evaluation is checked
@@ -271,6 +274,7 @@ def _is_count(v, lo=1): return isinstance(v, numbers.Integral) and not isinstanc
 
 def _is_aa(a, which): return isinstance(a, AutoAttack) and which in a.attacks
 
+# %% ../nbs/03_evaluation.ipynb #dfd6408f
 @dataclass(frozen=True)
 class Protocol:
     "A named, versioned evaluation protocol: which attacks run, in which order, with which settings, on how many examples."
@@ -302,6 +306,7 @@ class Protocol:
                     labels=[getattr(a, 'label', None) for a in self.attacks], square_queries=self.square_queries,
                     diag_examples=self.diag_examples, settings=dict(self.settings), text=self.describe())
 
+# %% ../nbs/03_evaluation.ipynb #c99b8c0a
 def _check_protocol(p):
     "Validate a Protocol's fields (normalizing them in place); refuse what it cannot honour."
     if not isinstance(p.name, str) or not p.name: raise ValueError(f"name must be a non-empty str, got {p.name!r}")
@@ -351,6 +356,7 @@ def _aa_stage(eps, norm, attack, n_iter=None, n_queries=None):
 def _pgd(eps, norm, steps, restarts=1, alpha=None):
     return PGD(eps, 2.5 * eps / steps if alpha is None and _is_count(steps) else alpha, steps, norm, restarts=restarts)
 
+# %% ../nbs/03_evaluation.ipynb #b9cebd61
 def _standard(eps, norm, pgd_steps=40):
     return dict(attacks=[_pgd(eps, norm, pgd_steps), _aa_stage(eps, norm, 'apgd-ce', 100), _aa_stage(eps, norm, 'apgd-t', 100),
                          _aa_stage(eps, norm, 'fab-t', 100), _aa_stage(eps, norm, 'square', n_queries=5000)])

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.nn.modules.utils import _pair
 from torch.nn.utils import prune
+from fastcore.basics import patch
 
 # %% ../nbs/13_layers.ipynb #90bb5c93
 def clone_model(model: nn.Module) -> nn.Module:
@@ -48,6 +49,7 @@ def _unsupported(m: nn.Module, parent: nn.Module | None) -> str | None:
         if type(m).forward is not nn.Linear.forward: return f'{type(m).__name__} overrides forward'
     return None
 
+# %% ../nbs/13_layers.ipynb #0a9569d0
 def _find_layers(model: nn.Module, op: str, *, skip_unsupported: bool = False):
     """`(layers, aliases, skipped)`: `{name: module}` for the supported Conv2d/Linear modules of `model` in order,
     `{name: [all its names]}`, and `{name: reason}` for unsupported ones. Raises a ValueError naming the first
@@ -102,18 +104,22 @@ class ATMCLayer(nn.Module):
         lr = V + U @ V if self.identity == 'U' else U + U @ V   # (I+U)V or U(V+I), no identity materialized
         return (lr + self.C).reshape(self.weight_shape)
 
-    def factors(self) -> list[Tensor]:
-        "The trainable factor tensors `[U, V, C]` whose non-zeros ATMC's global budget counts."
-        return [self.U, self.V, self.C]
-
-    def stored_tensors(self) -> list[Tensor]:
-        "The tensors this layer stores: its factors `[U, V, C]` (what size and layer statistics count)."
-        return self.factors()
-
     def extra_repr(self) -> str:
         return (f'weight_shape={self.weight_shape}, rank={self.rank}, identity={self.identity!r}, '
                 f'bias={self.bias is not None}')
 
+# %% ../nbs/13_layers.ipynb #cfd1ff32
+@patch
+def factors(self: ATMCLayer) -> list[Tensor]:
+    "The trainable factor tensors `[U, V, C]` whose non-zeros ATMC's global budget counts."
+    return [self.U, self.V, self.C]
+
+@patch
+def stored_tensors(self: ATMCLayer) -> list[Tensor]:
+    "The tensors this layer stores: its factors `[U, V, C]` (what size and layer statistics count)."
+    return self.factors()
+
+# %% ../nbs/13_layers.ipynb #bd8998b1
 class ATMCLinear(ATMCLayer):
     "A `nn.Linear` whose weight is ATMC-factorized."
     def __init__(self, linear: nn.Linear):
@@ -129,6 +135,7 @@ class ATMCLinear(ATMCLayer):
             if self.bias is not None: lin.bias.copy_(self.bias)
         return lin
 
+# %% ../nbs/13_layers.ipynb #7f2f3447
 _CONV_ATTRS = ('in_channels', 'out_channels', 'kernel_size', 'stride', 'padding', 'dilation', 'padding_mode',
                '_reversed_padding_repeated_twice')
 
@@ -174,6 +181,7 @@ def atmc_factors(model: nn.Module) -> list[Tensor]:
     "All factor parameters `[U, V, C]` of all ATMC layers, layer by layer: the tensors ATMC's global budget counts."
     return [t for m in atmc_layers(model).values() for t in m.factors()]
 
+# %% ../nbs/13_layers.ipynb #04848033
 def atmc_weights(model: nn.Module) -> dict[str, Tensor]:
     "The effective dense weights (detached) of the ATMC layers of `model`, by layer name."
     with torch.no_grad(): return {n: m.weight.detach().clone() for n, m in atmc_layers(model).items()}
@@ -192,6 +200,7 @@ def _conv(cin, cout, k, like: nn.Conv2d | None = None, bias=False, **kw):
     hp = dict(stride=like.stride, padding=like.padding, dilation=like.dilation, padding_mode=like.padding_mode) if like else {}
     return nn.Conv2d(cin, cout, k, bias=bias, **hp, **kw)
 
+# %% ../nbs/13_layers.ipynb #02b841d2
 class LowRankLinear(nn.Module):
     "$y = W_2 (W_1 x) + b$: `first` ($n \\to r$, no bias) then `second` ($r \\to m$, with the bias)."
     def __init__(self, in_features: int, out_features: int, rank: int, bias: bool = True, device=None, dtype=None):
@@ -210,6 +219,7 @@ class LowRankLinear(nn.Module):
         "The tensors this layer stores: the weights of `first` and `second`."
         return [self.first.weight, self.second.weight]
 
+# %% ../nbs/13_layers.ipynb #a5b85a0a
 class LowRankConv2d(nn.Module):
     "A conv whose reshaped weight has rank $r$: `first` ($k\\times k$, in $\\to r$, original hyper-parameters) then `second` ($1\\times1$, $r \\to$ out, with the bias)."
     def __init__(self, conv: nn.Conv2d, rank: int):
@@ -230,6 +240,7 @@ class LowRankConv2d(nn.Module):
         "The tensors this layer stores: the weights of `first` and `second`."
         return [self.first.weight, self.second.weight]
 
+# %% ../nbs/13_layers.ipynb #db1504de
 class Tucker2Conv2d(nn.Module):
     "Tucker-2 conv: `first` ($1\\times1$, in $\\to R_{in}$), `core` ($k\\times k$, $R_{in} \\to R_{out}$, original hyper-parameters), `last` ($1\\times1$, $R_{out} \\to$ out, with the bias)."
     def __init__(self, conv: nn.Conv2d, r_out: int, r_in: int):
@@ -289,6 +300,7 @@ def _lowrank_module(m: nn.Module, rank, name: str, n_iter: int = 0) -> nn.Module
         if m.bias is not None: new.last.bias.copy_(m.bias)
     return new
 
+# %% ../nbs/13_layers.ipynb #9f95af35
 def to_lowrank(model: nn.Module,
                ranks: dict, # layer name -> int rank (Linear/Conv2d by SVD) or (r_out, r_in) (Conv2d by Tucker-2)
                *,
@@ -339,6 +351,7 @@ def _importance(importance):
         raise ValueError(f"importance must be one of {list(presets)} or a torch-pruning Importance, got {importance!r}")
     return tp.importance.MagnitudeImportance(normalizer=None, **presets[importance])
 
+# %% ../nbs/13_layers.ipynb #3d7449ec
 def prune_channels(model: nn.Module,
                    example_inputs: Tensor, # a batch the model accepts (used to trace the graph, in eval mode)
                    *,
@@ -428,6 +441,7 @@ def masks_from(obj) -> dict | list:
     if isinstance(obj, (list, tuple)): return [t.detach() != 0 for t in obj]
     raise TypeError(f'masks_from needs a model, a list or a dict of tensors, got {type(obj).__name__}')
 
+# %% ../nbs/13_layers.ipynb #f547e703
 def apply_masks(model: nn.Module,
                 masks: dict | list, # {param or layer name: mask}, or a list in the order of `masks_from(model)`
                ) -> nn.Module:
@@ -454,6 +468,7 @@ def apply_masks(model: nn.Module,
         prune.custom_from_mask(m, a, (mask != 0).to(getattr(m, a).device))
     return new
 
+# %% ../nbs/13_layers.ipynb #7528c4ab
 def remove_masks(model: nn.Module) -> nn.Module:
     "A copy of `model` with every `torch.nn.utils.prune` mask made permanent (`prune.remove`): plain parameters again."
     new = clone_model(model)
@@ -476,6 +491,7 @@ def _unit_bits(stats: list[TensorStats]) -> int:
     "ATMC's bits of a unit: the largest code width over its tensors, 32 for a tensor its rule keeps unquantized."
     return max([bit_width(s.n_values) if faithful_tensor_bits(s.nnz, s.n_values)[1] else 32 for s in stats if s.nnz] or [0])
 
+# %% ../nbs/13_layers.ipynb #9600bb8e
 @torch.no_grad()
 def layer_stats(model: nn.Module, # any model (dense, pruned, ATMC, low-rank, Tucker-2)
                 replace: dict | None = None, # {id(stored tensor): tensor to measure instead} (e.g. ADMM's Z)
