@@ -13,10 +13,11 @@ import torch.nn as nn
 
 from .data import Data, get_data
 from .models import get_model, count_weights
-from .attacks import FGSM, PGD
+from .attacks import FGSM, PGD, FGSMRS, Free
 from .evaluation import Protocol, get_protocol, evaluate_protocol
 from .size import model_size
 from .layers import clone_model, _find_layers
+from .train import OverfitGuard
 from .solver import Budget, Method, METHODS, Solver, get_method
 from . import hydra as _hydra   # registers HYDRA: every user of the registry (sweeps, the CLI) runs through here
 from .checks import check_int, check_number, check_choice, atomic_write, require_extra
