@@ -1,51 +1,69 @@
 """The MNIST comparison of the ATMC paper (Gui et al., NeurIPS 2019, Fig. 2 / Table): the paper's LeNet
 (conv20-conv50-fc500, 430,500 weights), L-inf eps 0.3, methods DA, NAP, AP, AL0, ALR, ATMC-32, ATMC-8 and CSTAR
-keeping a fraction 1e-3 to 1e-1 of the dense weights; clean accuracy (TA) and robust accuracy (ATA) under PGD-40
-and FGSM, against the faithful (ATMC) compression ratio, with the honest one beside it.
+keeping a fraction 1e-3 to 1e-1 of the dense weights; clean accuracy (TA) and robust accuracy (ATA) under an
+AutoAttack-grade protocol (default `aa-fast`, with masking diagnostics), every method with the same total number of
+adversarial training epochs, against the faithful (ATMC) compression ratio, with the honest one beside it.
 
     python benchmarks/reproduce_mnist.py --root /work/shared/data                  # REDUCED schedule (CPU, hours)
+    python benchmarks/reproduce_mnist.py --root /work/shared/data --quick          # QUICK schedule (~40 min, 1 thread)
     python benchmarks/reproduce_mnist.py --root /work/shared/data --smoke          # end-to-end check (minutes)
     python benchmarks/reproduce_mnist.py --root /data --full --device cuda         # paper-like schedule (GPU)
     python benchmarks/reproduce_mnist.py --methods AP ATMC-32 --keep 0.01 0.1      # a subset
+    python benchmarks/reproduce_mnist.py --protocol standard                       # AutoAttack's standard suite
     python benchmarks/reproduce_mnist.py --plot-only                               # redraw the report from the results
 
 The data root comes from --root or $RCNB_DATA (a folder holding MNIST/raw/...).
 
 How it runs: one `experiments.sweep` per method label (ATMC-b is method ATMC at bits b), all writing the same
 results files, so the script only chooses the schedule:
-- One dense ADVERSARIAL model (DA) is trained once (`experiments.train_method`, lr `lr_dense`, eps ramped up over
-  `eps_warmup` epochs) and every adversarial method starts from it (sweep's shared dense start, `DenseModels`).
-  Its weights and training record are kept in one safetensors file of `<out stem>_cache/` (`cli.save_dense`,
-  reading it runs no code), so a resumed invocation does not train it again. NAP trains its own natural
-  dense stage (`dense_epochs`, at the compression lr) and then prunes.
-- Every method gets `stage_epochs` per compression stage (ATMC-8 runs ATMC-32's sparse and factorized stages,
-  then its quantization stage). DA is one row (keep empty, CR 1). ALR and CSTAR cannot reach budgets below rank 1
-  in every layer (about 2,400 weights for this LeNet, keep ~5.6e-3): sweep writes those rows with status
-  'infeasible' and the reason.
+- Equal training budgets: every method gets `dense_epochs + compress_epochs` epochs in all (the `epochs_total`
+  column). One dense ADVERSARIAL model is trained once (`experiments.train_method`, lr `lr_dense`, eps ramped up
+  over `eps_warmup` epochs, `dense_epochs`) and every adversarial method starts from it (sweep's shared dense start,
+  `DenseModels`); each then gets `compress_epochs` epochs split evenly over its own stages (`split_epochs`: with 3,
+  AP/AL0/ALR [3], ATMC-32/CSTAR [2, 1], ATMC-8 [1, 1, 1]) at the compression lr `lr`. The DA row continues the dense
+  training for `compress_epochs` epochs at that lr (so DA is not a shorter-trained reference). NAP is natural: its
+  own natural dense stage (`dense_epochs`) then `compress_epochs` of natural pruning, no adversarial epochs.
+  The dense model's weights and training record are kept in one safetensors file of `<out stem>_cache/`
+  (`cli.save_dense`, reading it runs no code), so a resumed invocation does not train it again.
+- ALR and CSTAR cannot reach budgets below rank 1 in every layer (about 2,400 weights for this LeNet, keep ~5.6e-3):
+  sweep writes those rows with status 'infeasible' and the reason.
 - Resumable: sweep skips the rows already in the results (keyed by method, keep, k, bits, eps, seed, data, model)
   and writes each row as it finishes, so an interrupted run loses at most the row in progress. A schedule changed by
   --n-train etc. gets its own tag (e.g. 'reduced-3fa1c2') and its own results files and cache.
-- Evaluation: `experiments.teaching_attacks(0.3, recipe('mnist').eval_steps)`: clean, PGD-40 (eps 0.3, alpha
-  2.5 eps / 40, random start, 1 restart) and FGSM (eps 0.3) on the `n_test` test images (a stratified subset),
-  eval mode, a fixed seed; worst case over the two attacks. Size: faithful CR (ATMC's count: nnz * bits + codebooks,
-  no index cost, 32-bit reference) and honest CR (index cost and biases included, relative to the raw dense file).
+- Evaluation: `recipe('mnist').eval_protocol(0.3, n_test, PROTOCOL)`, default `aa-fast` (PGD-40, APGD-CE, APGD-T,
+  Square 1,000 queries, in cascade, per-example worst case, plus the masking diagnostics: a row whose diagnostics
+  fail is marked MASKED and its headline includes the gradient-free attack); `--protocol standard` for AutoAttack's
+  standard suite, `--protocol teaching` for the old FGSM + PGD-40 (an UPPER BOUND only). On the `n_test` test
+  images (a stratified subset), eval mode, a fixed seed. The protocol's text is printed under the table and written
+  in the HTML and in every row. Size: faithful CR (ATMC's count: nnz * bits + codebooks, no index cost, 32-bit
+  reference) and honest CR (index cost and biases included, relative to the raw dense file).
 
 Schedules (epochs; lr is SGD momentum 0.9, weight decay 5e-4, constant; training attack: the recipe's PGD, random
 start, alpha 2.5 eps / steps):
-  REDUCED (default; fits a few CPU hours on 2 cores): 10,000 training images, batch 128, training PGD-7,
-    dense adversarial pretraining 6 epochs (eps ramped up over the first 2), 2 epochs per compression stage,
-    lr 0.05 dense / 0.01 compression stages, evaluation on 1,000 test images.
+  REDUCED (default; a few CPU hours on 2 cores): 10,000 training images, batch 128, training PGD-7, dense
+    adversarial pretraining 6 epochs (eps ramped up over the first 2) + 6 compression epochs, lr 0.05 dense / 0.01
+    compression stages, evaluation on 1,000 test images.
+  QUICK (--quick): 5,000 training images, batch 64, training PGD-7, dense pretraining 3 epochs (eps ramped over the
+    first) + 3 compression epochs, keep 0.01 then 0.03 (every method at one budget before the next), evaluation on
+    200 test images. Results: reproduce_mnist_aa_quick.csv/.json/.html. Cost measured on the shared 2-core machine
+    (load 5 to 11, nice 10, one thread): the dense model 143 s, the DA row 583 s of training (dense included) and
+    1,166 s of evaluation: the AA-grade protocol on a robust model dominates, so the 15 rows take hours there.
   FULL (--full, paper-like, meant for a GPU): all 60,000 training images, training PGD-40 (Madry et al.'s MNIST
-    protocol, which ATMC follows, at the recipe's alpha), dense pretraining 40 epochs (eps ramped over 5), 10 epochs
-    per compression stage, evaluation on all 10,000 test images. The ATMC paper does not state its MNIST epoch
-    counts; these are our choice.
-  SMOKE (--smoke, about 3 minutes on one CPU thread): 2,000 training images, batch 32, PGD-7 training, dense
-    pretraining 2 epochs (eps ramped over the first), 1 epoch per compression stage, 200 test images, methods AP
-    and ATMC-8 at keep 0.01 unless --methods/--keep are given. It proves the pipeline end to end on models that
-    have learnt something, and its timing gives an estimate of the reduced schedule (printed at the end).
+    protocol, which ATMC follows, at the recipe's alpha), dense pretraining 40 epochs (eps ramped over 5) + 30
+    compression epochs, evaluation on all 10,000 test images. The ATMC paper does not state its MNIST epoch counts;
+    these are our choice.
+  SMOKE (--smoke, a few minutes on one CPU thread): 2,000 training images, batch 32, PGD-7 training, dense
+    pretraining 2 epochs (eps ramped over the first) + 3 compression epochs, 200 test images, methods AP and ATMC-8
+    at keep 0.01 unless --methods/--keep are given. It proves the pipeline end to end on models that have learnt
+    something, and its timing gives an estimate of the reduced schedule (printed at the end).
 
-Output: --out (default benchmarks/results/reproduce_mnist.csv; reproduce_mnist_smoke / _full for the other
+Output: --out (default benchmarks/results/reproduce_mnist_aa.csv; reproduce_mnist_aa_<schedule> for the other
 schedules): `experiments.sweep`'s CSV and JSON, and `<stem>.html` (`experiments.write_report`, plotly from its CDN).
+
+History: until this version the script evaluated with FGSM + PGD-40 only (an upper bound; issue 10 measured it 9 to 11
+points above APGD on these models) and gave methods unequal training (per-stage epochs: ATMC-8 12 adversarial epochs,
+DA 6); its results (benchmarks/results/reproduce_mnist.csv/.html, reduced schedule, and reproduce_mnist_smoke.*) were
+removed; they are in the git history (commit e668bd7).
 """
 import argparse
 import hashlib
@@ -62,26 +80,30 @@ try:  # run from a checkout without installing the package
 except ImportError:
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from robustcompress_nb.cli import save_dense, load_dense
 from robustcompress_nb.data import get_data
-from robustcompress_nb.experiments import (DenseModels, load_rows, recipe, results_paths, results_table, sweep,
-                                           teaching_attacks, train_method, write_report)
+from robustcompress_nb.evaluation import PROTOCOLS
+from robustcompress_nb.experiments import (DenseModels, load_rows, recipe, results_paths, results_table, save_rows,
+                                           sweep, train_method, write_report)
 from robustcompress_nb.models import get_model
+from robustcompress_nb.cli import save_dense, load_dense
 from robustcompress_nb.solver import Budget, get_method
 
 RESULTS = Path(__file__).resolve().parent / 'results'
 MODEL, EPS = 'lenet_atmc', 0.3
 ALL_METHODS = ('DA', 'NAP', 'AP', 'AL0', 'ALR', 'ATMC-32', 'ATMC-8', 'CSTAR')
 KEEP = (0.001, 0.003, 0.01, 0.03, 0.1)
-SCHEDULES = {
+SCHEDULES = {   # compress_epochs: the epochs every method gets after the shared dense stage, split over its stages
     'reduced': dict(n_train=10_000, n_test=1_000, batch_size=128, train_steps=7, dense_epochs=6, eps_warmup=2,
-                    stage_epochs=2, lr_dense=0.05, lr=0.01),
+                    compress_epochs=6, lr_dense=0.05, lr=0.01),
+    'quick': dict(n_train=5_000, n_test=200, batch_size=64, train_steps=7, dense_epochs=3, eps_warmup=1,
+                  compress_epochs=3, lr_dense=0.05, lr=0.01),
     'full': dict(n_train=None, n_test=None, batch_size=128, train_steps=40, dense_epochs=40, eps_warmup=5,
-                 stage_epochs=10, lr_dense=0.05, lr=0.01),
+                 compress_epochs=30, lr_dense=0.05, lr=0.01),
     'smoke': dict(n_train=2_000, n_test=200, batch_size=32, train_steps=7, dense_epochs=2, eps_warmup=1,
-                  stage_epochs=1, lr_dense=0.05, lr=0.01),
+                  compress_epochs=3, lr_dense=0.05, lr=0.01),
 }
-OVERRIDES = ('n_train', 'n_test', 'dense_epochs', 'stage_epochs', 'train_steps')
+SCHEDULE_KEEP = {'quick': (0.01, 0.03), 'smoke': (0.01,)}
+OVERRIDES = ('n_train', 'n_test', 'dense_epochs', 'compress_epochs', 'train_steps')
 SGD = dict(momentum=0.9, weight_decay=5e-4)
 
 
@@ -90,12 +112,15 @@ def parse_args(argv=None):
     p.add_argument('--root', default=None, help='data folder holding MNIST/raw (default: $RCNB_DATA)')
     g = p.add_mutually_exclusive_group()
     g.add_argument('--full', action='store_true', help='paper-like schedule (GPU)')
+    g.add_argument('--quick', action='store_true', help='the ~40-minute CPU schedule')
     g.add_argument('--smoke', action='store_true', help='tiny end-to-end run')
     p.add_argument('--methods', nargs='+', default=None, help=f"default: {' '.join(ALL_METHODS)} (ATMC-b, AQ-b: any bits b)")
     p.add_argument('--keep', nargs='+', type=float, default=None,
                    help=f"fractions of the dense weights kept, in (0, 1) (default: {' '.join(map(str, KEEP))})")
     p.add_argument('--ratios', nargs='+', default=None, help=argparse.SUPPRESS)   # the old name: refused below
-    p.add_argument('--out', default=None, help='results name (default: benchmarks/results/reproduce_mnist[_smoke|_full].csv)')
+    p.add_argument('--protocol', default='aa-fast', choices=list(PROTOCOLS),
+                   help="evaluation protocol (default aa-fast; 'teaching' is an upper bound only)")
+    p.add_argument('--out', default=None, help='results name (default: benchmarks/results/reproduce_mnist_aa[_quick|_smoke|_full].csv)')
     p.add_argument('--device', default='auto', help="cpu, cuda, or 'auto' (CUDA when available)")
     p.add_argument('--threads', type=int, default=None, help='torch CPU threads (default: torch default)')
     p.add_argument('--seed', type=int, default=0)
@@ -126,6 +151,20 @@ def parse_label(label: str) -> tuple[str, int | None]:
     return m.name, bits
 
 
+def split_epochs(total: int, n: int) -> list[int]:
+    "`total` epochs over `n` stages, as evenly as possible, earlier stages first: split_epochs(3, 2) == [2, 1]."
+    if n < 1 or total < n: raise SystemExit(f"compress_epochs={total} cannot give each of {n} stages an epoch")
+    return [total // n + (i < total % n) for i in range(n)]
+
+
+def method_epochs(m: str, bits, sched, info) -> list[int]:
+    """The per-stage epochs (dense stage first) giving method `m` the schedule's equal budget: the shared dense stage
+    (`dense_epochs`, left out by sweep's shared start) + `compress_epochs` over its other stages; NAP: both natural."""
+    D, C = sched['dense_epochs'], sched['compress_epochs']
+    n = len(get_method(m).build(get_model(MODEL, info), Budget(keep=0.1, bits=bits))) - 1
+    return [D if get_method(m).natural else 0] + split_epochs(C, n)
+
+
 def dense_start(data, attack, sched, a, device, cache: Path) -> DenseModels:
     """Sweep's shared dense start, trained here (lr `lr_dense`, eps warm-up) or read back from `cache`: one safetensors
     file with the weights and the training record (stages, epochs, seconds) as JSON (`cli.save_dense`: reading runs no code)."""
@@ -152,28 +191,28 @@ def dense_start(data, attack, sched, a, device, cache: Path) -> DenseModels:
 
 def estimate_reduced(rows, sched, info) -> str:
     """Rough wall time of the REDUCED schedule (same device and threads), scaled from this run's rows: seconds per
-    adversarial training image-epoch (at the reduced schedule's PGD steps), and per test image a trained model's
-    PGD-40 + FGSM + ~3 forwards (44 passes at the training pass cost; the smoke models, barely trained, are
-    attacked on few images, so their evaluation time under-states it). NAP's natural epochs are neglected."""
+    adversarial training image-epoch (at the reduced schedule's PGD steps), and the mean evaluation seconds per test
+    image of this run's rows (the smoke models, barely trained, are attacked on fewer surviving points, so this
+    under-states it). NAP's natural epochs are neglected."""
     adv = [r for r in rows if r.get('status') == 'ok' and r['protocol']['train'] and sum(r['epochs'])]
     if not adv: return ''
     red = SCHEDULES['reduced']
     per_img = sum(r['train_seconds'] for r in adv) / (sum(sum(r['epochs']) for r in adv) * sched['n_train'])
     per_img *= (red['train_steps'] + 1) / (sched['train_steps'] + 1)
-    ev_img = per_img / (red['train_steps'] + 1) * 44
-    net, n_rows, stage_epochs = get_model(MODEL, info), 1, 0
+    ev_img = sum(r['eval_seconds'] for r in adv) / sum(r['n_eval'] for r in adv)
+    net, n_rows, epochs = get_model(MODEL, info), 1, red['compress_epochs']
     for label in ALL_METHODS[1:]:
         m, bits = parse_label(label)
         for keep in KEEP:
-            try: st = get_method(m).stages(net, Budget(keep=keep, bits=bits), epochs=red['stage_epochs'], pretrained=True)
+            try: get_method(m).stages(net, Budget(keep=keep, bits=bits), pretrained=True)
             except ValueError: continue   # infeasible: no row trained
-            n_rows += 1; stage_epochs += 0 if get_method(m).natural else sum(s.epochs for s in st)
-    train, dense = (e * red['n_train'] * per_img for e in (stage_epochs, red['dense_epochs']))
+            n_rows += 1; epochs += 0 if get_method(m).natural else red['compress_epochs']
+    train, dense = (e * red['n_train'] * per_img for e in (epochs, red['dense_epochs']))
     ev = n_rows * red['n_test'] * ev_img
-    return (f"estimated REDUCED schedule, one process with this run's threads: {stage_epochs} adversarial stage-epochs "
-            f"x {red['n_train']} images {train / 3600:.2f} h + dense pretraining {dense / 3600:.2f} h + {n_rows} evaluations "
+    return (f"estimated REDUCED schedule, one process with this run's threads: {epochs} adversarial epochs after the dense "
+            f"stage x {red['n_train']} images {train / 3600:.2f} h + dense pretraining {dense / 3600:.2f} h + {n_rows} evaluations "
             f"x {red['n_test']} images {ev / 3600:.2f} h = {(train + dense + ev) / 3600:.1f} h "
-            f"(from {per_img * 1e3:.2f} ms per training image-epoch with PGD-{red['train_steps']} and {ev_img * 1e3:.1f} ms per test image)")
+            f"(from {per_img * 1e3:.2f} ms per training image-epoch with PGD-{red['train_steps']} and {ev_img * 1e3:.0f} ms per test image)")
 
 
 def report(rows, out: Path, name: str, plot=True):
@@ -181,47 +220,71 @@ def report(rows, out: Path, name: str, plot=True):
     if plot and any(r.get('status') == 'ok' for r in rows):
         html = results_paths(out)[0].with_suffix('.html')
         print('report:', write_report(rows, html, title=f"MNIST, LeNet (430,500 weights), eps 0.3: {name} schedule",
-                                      include_plotlyjs='cdn', robust='PGD'))
+                                      include_plotlyjs='cdn'))
 
 
 def log(r):
     acc = lambda v: '-' if v is None else f"{v:.3f}"
+    head = 'upper bound' if r.get('headline') == 'robust_upper_bound' else 'robust'
     print(f"  {r['label']:8s} keep {r['keep'] if r['keep'] is not None else '-':<6} {r['status']:10s} clean {acc(r.get('clean_acc'))} "
-          f"PGD-40 {acc(r.get('robust_acc', {}).get('PGD-40'))} faithful CR {r.get('faithful_cr', float('nan')):.2e} "
+          f"{head} {acc(r.get('worst_case_acc'))}{' MASKED (' + ', '.join(r['masking_flags']) + ')' if r.get('masked') else ''} "
+          f"epochs {r.get('epochs_total', '-')} faithful CR {r.get('faithful_cr', float('nan')):.2e} "
           f"({r.get('seconds', 0):.0f} s){'  ' + r['error'][:100] if r.get('error') else ''}", flush=True)
+
+
+def continue_da(out, sched, dense_record):
+    """Make the DA row's record say what it is: the shared dense model (`dense_epochs`) continued for `compress_epochs`
+    at the compression lr; its epochs_total and training seconds then count both (idempotent)."""
+    rows = load_rows(out)
+    for r in rows:
+        if r['method'] == 'DA' and r.get('status') == 'ok' and r['stages'] == ['dense']:
+            r.update(stages=['dense (shared start)', 'dense (continued)'], epochs=[sched['dense_epochs']] + r['epochs'],
+                     epochs_total=sched['dense_epochs'] + sum(r['epochs']),
+                     train_seconds=round(r['train_seconds'] + dense_record['train_seconds'], 3))
+            r['seconds'] = round(r['train_seconds'] + r['eval_seconds'], 3)
+    save_rows(rows, out)
+    return rows
 
 
 def main(argv=None):
     a = parse_args(argv)
     labels = [parse_label(m) for m in a.methods or (['AP', 'ATMC-8'] if a.smoke else ALL_METHODS)]
-    name = 'full' if a.full else 'smoke' if a.smoke else 'reduced'
+    name = 'full' if a.full else 'smoke' if a.smoke else 'quick' if a.quick else 'reduced'
     sched = dict(SCHEDULES[name], **{k: getattr(a, k) for k in OVERRIDES if getattr(a, k) is not None})
+    keeps = a.keep or list(SCHEDULE_KEEP.get(name, KEEP))
     if sched != SCHEDULES[name]:   # overridden: its own tag, results files and dense model cache
         name += '-' + hashlib.sha1(json.dumps(sched, sort_keys=True).encode()).hexdigest()[:6]
-    out = Path(a.out) if a.out else RESULTS / f"reproduce_mnist{'' if name == 'reduced' else '_' + name}.csv"
+    tag = name + ('' if a.protocol == 'aa-fast' else '_' + a.protocol)   # results of another protocol: other files
+    out = Path(a.out) if a.out else RESULTS / f"reproduce_mnist_aa{'' if tag == 'reduced' else '_' + tag}.csv"
     pc, pj = results_paths(out)
     if pc.exists() and not pj.exists() and 'keep' not in pc.open().readline().split(','):
         raise SystemExit(f"{pc} holds rows of the earlier version of this script (no 'keep' column): move it aside or give --out")
-    if a.plot_only: return report(load_rows(out), out, name)
+    if a.plot_only: return report(load_rows(out), out, tag)
     root = a.root or os.environ.get('RCNB_DATA')
     if not root: raise SystemExit("reproduce_mnist.py: give --root or set RCNB_DATA (a folder with MNIST/raw/...)")
     if a.threads: torch.set_num_threads(a.threads)
     device = torch.device('cuda' if a.device == 'auto' and torch.cuda.is_available() else ('cpu' if a.device == 'auto' else a.device))
-    keeps = a.keep or ([0.01] if a.smoke else list(KEEP))
     data = get_data('mnist', root=root, n_train=sched['n_train'], n_test=sched['n_test'], batch_size=sched['batch_size'], seed=a.seed)
-    attack, evaluation = recipe(data).train_attack(EPS, sched['train_steps']), teaching_attacks(EPS, recipe(data).eval_steps)
-    print(f"{name} schedule {json.dumps(sched)}; device {device}, {torch.get_num_threads()} thread(s); "
-          f"{len(labels)} method(s) x keep {keeps} -> {pc}", flush=True)
+    attack, protocol = recipe(data).train_attack(EPS, sched['train_steps']), recipe(data).eval_protocol(EPS, sched['n_test'], a.protocol)
+    print(f"{tag} schedule {json.dumps(sched)}; device {device}, {torch.get_num_threads()} thread(s); "
+          f"{len(labels)} method(s) x keep {keeps} -> {pc}\nprotocol: {protocol.describe()}", flush=True)
     cache = Path(a.cache) if a.cache else out.parent / f"{pc.stem}_cache" / name
     dense = dense_start(data, attack, sched, a, device, cache) if any(not get_method(m).natural for m, _ in labels) else None
-    E = sched['stage_epochs']
-    for m, bits in dict.fromkeys(labels):
+    common = dict(data=data, model=MODEL, seeds=[a.seed], out=out, attack=attack, protocol=protocol, lr=sched['lr'],
+                  loss=a.loss, device=device, on_row=log, **SGD)
+    rows, plan = [], [(keep, m, bits) for keep in keeps for m, bits in dict.fromkeys(labels)]   # every method at one budget, then the next
+    for keep, m, bits in plan:
+        if m == 'DA':   # one row: the shared dense model, continued for compress_epochs at the compression lr
+            if keep != keeps[0]: continue
+            record, start = next(iter(dense.cache.values()))
+            sweep(['DA'], bits=bits, epochs=sched['compress_epochs'], share_dense=False, model_name=MODEL, **dict(common, model=start))
+            rows = continue_da(out, sched, record)
+            continue
         floor = a.floor if a.floor and 'floor' in inspect.signature(get_method(m).build).parameters else None
-        rows = sweep([m], keeps, bits=bits, data=data, model=MODEL, seeds=[a.seed], epochs={'NAP': [sched['dense_epochs'], E], '*': E},
-                     dense_epochs=sched['dense_epochs'], dense=dense, out=out, attack=attack, evaluation=evaluation,
-                     lr=sched['lr'], loss=a.loss, floor=floor, device=device, on_row=log, **SGD)
+        rows = sweep([m], [keep], bits=bits, epochs=method_epochs(m, bits, sched, data.info), dense_epochs=sched['dense_epochs'],
+                     dense=dense, floor=floor, **common)
     print()
-    report(rows, out, name, not a.no_plot)
+    report(rows, out, tag, not a.no_plot)
     if a.smoke: print(estimate_reduced(rows, sched, data.info))
     return rows
 

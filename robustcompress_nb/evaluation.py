@@ -5,6 +5,7 @@
 # %% ../nbs/03_evaluation.ipynb #266388e6
 from __future__ import annotations
 
+import copy
 import inspect
 import math
 import numbers
@@ -21,7 +22,7 @@ from .attacks import Attack, AutoAttack, FGSM, PGD, RandomNoise, fmt_eps, input_
 # %% auto #0
 __all__ = ['PROTOCOLS', 'eval_mode', 'EvalResult', 'format_report', 'evaluate', 'Check', 'SanityReport', 'sanity_checks',
            'ScaledLogits', 'Protocol', 'get_protocol', 'protocol_settings', 'ProtocolResult', 'format_protocol_result',
-           'evaluate_protocol', 'RoundedInput']
+           'evaluate_protocol', 'RoundedInput', 'pool_ties', 'SmoothMaxPool2d', 'smooth_pools', 'dead_units']
 
 # %% ../nbs/03_evaluation.ipynb #4392300d
 @contextmanager
@@ -550,3 +551,75 @@ class RoundedInput(nn.Module):
         if not _is_count(levels, 2): raise ValueError(f"levels must be an integer >= 2, got {levels!r}")
         self.model, self.levels = model, levels
     def forward(self, x): return self.model(torch.round(x * (self.levels - 1)) / (self.levels - 1))
+
+# %% ../nbs/03_evaluation.ipynb #3efbd03b
+def _pool_windows(m: nn.MaxPool2d, t: torch.Tensor) -> tuple[torch.Tensor, tuple]:
+    "The windows of max-pool `m` over `t` (B, C, H, W) as rows (B*C*L, k*k), and the output's shape."
+    k, s = nn.modules.utils._pair(m.kernel_size), nn.modules.utils._pair(m.stride or m.kernel_size)
+    if m.padding not in (0, (0, 0)) or m.dilation not in (1, (1, 1)) or m.ceil_mode or m.return_indices:
+        raise ValueError(f"only max-pools without padding, dilation, ceil_mode or return_indices are supported, got {m}")
+    B, C, H, W = t.shape
+    cols = F.unfold(t.reshape(B * C, 1, H, W), k, stride=s)                       # (B*C, kh*kw, L)
+    shape = (B, C, (H - k[0]) // s[0] + 1, (W - k[1]) // s[1] + 1)
+    return cols.transpose(1, 2).reshape(-1, k[0] * k[1]), shape
+
+@torch.no_grad()
+def pool_ties(model: nn.Module, # a model with nn.MaxPool2d layers (run in eval mode, restored after)
+              x: torch.Tensor, # inputs (B, C, H, W) in [0, 1]
+              tol: float = 0.0, # entries within `tol` of their window's maximum count as tied
+             ) -> dict[str, dict]:
+    """Per max-pool layer (by name), at inputs `x`: `tied`, the fraction of the windows with a non-zero maximum
+    in which two or more entries attain it, and `zero`, the fraction of all windows whose maximum is 0 (no input there)."""
+    if not (isinstance(tol, numbers.Real) and 0 <= tol < math.inf): raise ValueError(f"tol must be a number >= 0, got {tol!r}")
+    stats, hooks = {}, []
+    def hook(name):
+        def f(mod, inp, out):
+            w = _pool_windows(mod, inp[0])[0]
+            mx = w.max(1).values
+            tied, pos = (w >= mx[:, None] - tol).sum(1) >= 2, mx > 0
+            stats[name] = dict(tied=float((tied & pos).sum() / max(int(pos.sum()), 1)), zero=float((~pos).float().mean()))
+        return f
+    pools = {n: m for n, m in model.named_modules() if isinstance(m, nn.MaxPool2d)}
+    if not pools: raise ValueError("the model has no nn.MaxPool2d layer")
+    try:
+        hooks = [m.register_forward_hook(hook(n)) for n, m in pools.items()]
+        with eval_mode(model): model(x)
+    finally:
+        for h in hooks: h.remove()
+    return stats
+
+# %% ../nbs/03_evaluation.ipynb #7a28bfb2
+class SmoothMaxPool2d(nn.Module):
+    "A smooth max-pool: each window's softmax(beta * x)-weighted average. Tied maxima share the gradient; beta -> inf gives the max."
+    def __init__(self, pool: nn.MaxPool2d, # the max-pool it stands in for (kernel, stride; no padding/dilation)
+                 beta: float = 20.0): # sharpness, > 0 (in units of the input: 20 separates values 0.1 apart by e^2)
+        super().__init__()
+        if not (isinstance(beta, numbers.Real) and 0 < beta < math.inf): raise ValueError(f"beta must be a number > 0, got {beta!r}")
+        _pool_windows(pool, torch.zeros(1, 1, *nn.modules.utils._pair(pool.kernel_size)))   # refuses what it cannot mimic
+        self.pool, self.beta = pool, float(beta)
+    def forward(self, x):
+        w, shape = _pool_windows(self.pool, x)
+        return (w * torch.softmax(self.beta * w, 1)).sum(1).reshape(shape)
+
+def smooth_pools(model: nn.Module, beta: float = 20.0) -> nn.Module:
+    "A copy of `model` with every nn.MaxPool2d replaced by a `SmoothMaxPool2d` (the model itself is not modified)."
+    m = copy.deepcopy(model)
+    pools = [(n, p) for n, p in m.named_modules() if isinstance(p, nn.MaxPool2d)]
+    if not pools: raise ValueError("the model has no nn.MaxPool2d layer")
+    for n, p in pools:
+        parent, _, child = n.rpartition('.')
+        setattr(m.get_submodule(parent) if parent else m, child, SmoothMaxPool2d(p, beta))
+    return m
+
+# %% ../nbs/03_evaluation.ipynb #09c5c213
+@torch.no_grad()
+def dead_units(model: nn.Module) -> dict[str, dict]:
+    """Per compressible unit (conv/linear layer, or an ATMC/low-rank/Tucker-2 layer as the weight it computes):
+    `dead`, its output units (filters, rows) whose weights are all zero, `units`, and `nnz`, non-zeros of that weight."""
+    from robustcompress_nb.layers import layer_units
+    from robustcompress_nb.size import unit_weight
+    out = {}
+    for name, u in layer_units(model).items():
+        w = unit_weight(u)
+        out[name] = dict(dead=int((w.abs().sum(1) == 0).sum()), units=w.shape[0], nnz=int((w != 0).sum()))
+    return out

@@ -566,17 +566,17 @@ def plot_pareto(rows: list[dict], # rows of `run_method`/`sweep`
 
 # %% ../nbs/21_experiments.ipynb #cb0eb1ae
 def results_table(rows: list[dict]) -> str:
-    "A fixed-width text table of rows: method, budget, sizes (faithful and honest), clean, each attack, worst case, time."
+    "A fixed-width text table of rows: method, budget, sizes (faithful and honest), clean, each attack, worst case, training epochs, time."
     bad = [r for r in rows if r.get('status', 'ok') != 'ok']
     rows = _ok(rows)
     atk = list(dict.fromkeys(k for r in rows for k in r['attack_acc']))
     worst = 'upper bound' if any(r.get('headline') == 'robust_upper_bound' for r in rows) else 'robust'
-    head = ['method', 'keep', 'bits', 'nnz', 'faithful CR', 'honest CR', 'clean'] + atk + [worst, 'masked', 'seed', 'time s']
+    head = ['method', 'keep', 'bits', 'nnz', 'faithful CR', 'honest CR', 'clean'] + atk + [worst, 'masked', 'epochs', 'seed', 'time s']
     pct = lambda v: '-' if v is None else f"{100 * v:.1f}%"
     body = [[_label(r), '-' if r['keep'] is None else f"{r['keep']:g}", '-' if r['bits'] is None else str(r['bits']),
              f"{r['nnz']:,}", f"{100 * r['faithful_cr']:.2f}%", f"{100 * r['honest_cr']:.2f}%", pct(r['clean_acc'])]
             + [pct(r['attack_acc'].get(a)) for a in atk]
-            + [pct(r['worst_case_acc']), 'MASKED' if r.get('masked') else '-', str(r['seed']), f"{r['seconds']:.1f}"]
+            + [pct(r['worst_case_acc']), 'MASKED' if r.get('masked') else '-', str(r.get('epochs_total', '-')), str(r['seed']), f"{r['seconds']:.1f}"]
             for r in rows]
     w = [max(len(c) for c in col) for col in zip(head, *body)]
     line = lambda cs: '  '.join(c.ljust(x) if i == 0 else c.rjust(x) for i, (c, x) in enumerate(zip(cs, w)))

@@ -340,8 +340,6 @@ def layer_units(model: nn.Module) -> dict[str, nn.Module]:
     return out
 
 # %% ../nbs/13_layers.ipynb #dff64aec
-from .constraints import keep_count
-
 def _importance(importance):
     import torch_pruning as tp
     if callable(importance): return importance
@@ -361,6 +359,7 @@ def prune_channels(model: nn.Module,
                    ignored_layers='auto', # names or modules never pruned; 'auto' = the last Conv2d/Linear
                   ) -> nn.Module:
     "A copy of `model` with output channels physically removed through torch-pruning's dependency graph."
+    from robustcompress_nb.constraints import keep_count   # here, not at import: constraints -> size -> layers
     try: import torch_pruning as tp
     except ImportError as e:
         raise ImportError('prune_channels needs torch-pruning: pip install torch-pruning==1.6.1') from e
