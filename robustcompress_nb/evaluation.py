@@ -617,7 +617,7 @@ def dead_units(model: nn.Module) -> dict[str, dict]:
     """Per compressible unit (conv/linear layer, or an ATMC/low-rank/Tucker-2 layer as the weight it computes):
     `dead`, its output units (filters, rows) whose weights are all zero, `units`, and `nnz`, non-zeros of that weight."""
     from robustcompress_nb.layers import layer_units
-    from robustcompress_nb.size import unit_weight
+    from robustcompress_nb.layers import unit_weight
     out = {}
     for name, u in layer_units(model).items():
         w = unit_weight(u)
