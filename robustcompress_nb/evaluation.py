@@ -220,7 +220,7 @@ def sanity_checks(model: nn.Module, # classifier returning logits (run in eval m
     grid = [eps / 4, eps / 2, eps, 2 * eps]
     attacks = {'single': single, 'pgd': PGD(eps, alpha, steps, norm), 'pgd_long': PGD(eps, alpha, 4 * steps, norm),
                'pgd_restarts': PGD(eps, alpha, steps, norm, restarts=restarts),
-               'noise': RandomNoise(eps, norm, noise_samples), 'unbounded': PGD(big, 2.5 * big / steps, steps, norm)}
+               'noise': RandomNoise(eps, norm, noise_samples), 'unbounded': PGD(big, 2.5 * big / steps, steps, norm, random_start=False)}
     attacks.update({f'eps{i}': PGD(e, 2.5 * e / steps, steps, norm) for i, e in enumerate(grid) if e < big and e != eps})
     cuda = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == 'cuda' else []
     with torch.random.fork_rng(devices=cuda):
@@ -251,7 +251,7 @@ def sanity_checks(model: nn.Module, # classifier returning logits (run in eval m
               "eps -> acc: " + ", ".join(f"{fmt_eps(e)}: {pct(v)}" for e, v in curve)
               + ("" if not rises else f"; rises after eps={', '.join(fmt_eps(e0) for e0, _ in rises)}"), dict(curve=curve)),
         Check('unbounded attack succeeds', a['unbounded'] <= mu,
-              f"PGD-{steps} at eps={fmt_eps(big)} (the whole box) leaves {pct(a['unbounded'])} (max {pct(mu)})",
+              f"PGD-{steps} from the clean input at eps={fmt_eps(big)} (the whole box) leaves {pct(a['unbounded'])} (max {pct(mu)})",
               dict(acc=a['unbounded'])),
         Check('gradient beats noise', a['pgd'] <= a['noise'] + tol_n,
               f"PGD-{steps} {pct(a['pgd'])} vs {noise_samples} random {norm} samples {pct(a['noise'])}",
