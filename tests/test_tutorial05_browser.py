@@ -7,6 +7,7 @@ Slow (Run All executes the whole lesson, a few minutes on a laptop CPU): runs on
 this reuses (the lesson replaces the notebook it serves).
 """
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -53,7 +54,10 @@ def test_tutorial05_run_all_then_live(lab05):
             start = page.locator('button.jupyter-button', has_text='Start').first
             start.wait_for(state='attached', timeout=300_000)  # the live dashboard, the lesson's first output
             n = prompts.count()
-            _until(lambda: all(t.strip() not in ('[*]:', '[ ]:', '') for t in prompts.all_inner_texts()),
+            # finished: no cell queued or running, and the last cell numbered (the solutions' prompts are hidden with
+            # their source: their innerText is empty)
+            _until(lambda: (lambda ts: all(t.strip() not in ('[*]:', '[ ]:') for t in ts)
+                            and re.fullmatch(r'\[\d+\]:', ts[-1].strip()) is not None)(prompts.all_inner_texts()),
                    'Run All finished', timeout=1500)   # minutes on a laptop; far more on a shared 2-core box
             text = _body(page)
             assert 'Traceback' not in text, text[text.find('Traceback') - 500:][:3000]
