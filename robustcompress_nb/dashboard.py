@@ -4,13 +4,14 @@
 
 # %% ../nbs/30_dashboard.ipynb #406ae272
 from __future__ import annotations
-import html, math, os, sys, threading, time, traceback
+import html, importlib.util, math, os, sys, tempfile, threading, time, traceback
+from pathlib import Path
 
 import torch
 import torch.nn as nn
 from fastcore.basics import patch
 
-from .checks import check_int, check_number, check_choice
+from .checks import check_int, check_number, check_choice, require_extra
 from .data import Data, get_data
 from .models import get_model, count_weights
 from .attacks import PGD
@@ -19,12 +20,13 @@ from .train import Callback, CancelFitException, EvalCallback, _pick_device
 from .layers import clone_model, layer_units, unit_tensors, layer_stats, stored_fraction, unit_weight
 from .size import faithful_tensor_bits
 from .solver import METHODS, Method, Budget, ADMMCallback, get_method
-from .experiments import DenseModels, recipe, run_method
+from .experiments import DenseModels, recipe, run_method, sweep, BACKENDS as SWEEP_BACKENDS, _check_reachable
 
 # %% auto #0
 __all__ = ['BITS_CHOICES', 'KEEP_LABELS', 'BACKENDS', 'FIGURES', 'SETTINGS', 'nominal_cr', 'keep_for_cr', 'RunControl', 'LiveLog',
            'pick_backend', 'LiveFigure', 'Throttle', 'make_figures', 'draw_train', 'draw_layers', 'draw_layer',
-           'draw_trade', 'device_label', 'make_controls', 'Dashboard']
+           'draw_trade', 'device_label', 'make_controls', 'parse_crs', 'ray_missing', 'make_sweep_controls',
+           'Dashboard']
 
 # %% ../nbs/30_dashboard.ipynb #c32a7630
 BITS_CHOICES = (32, 16, 8, 6, 4, 3, 2, 1)
@@ -352,12 +354,14 @@ def device_label(device=None) -> str:
     return f"CPU ({n} thread{'' if n == 1 else 's'})"
 
 # %% ../nbs/30_dashboard.ipynb #9dc5ba0f
+def _wide(W) -> dict: return dict(style={'description_width': '120px'}, layout=W.Layout(width='450px'))   # the controls' size
+
 def make_controls(units: list[str], # the layer names offered by the layer selector
                   *, method: str, cr: float, bits: int, eps: float, steps: int, epochs: int, dense_epochs: int,
                  ) -> dict:
     "The dashboard's widgets, by setting (`SETTINGS`) plus 'layer'; `Dashboard` adapts them to the chosen method."
     import ipywidgets as W
-    st = dict(style={'description_width': '120px'}, layout=W.Layout(width='450px'))
+    st = _wide(W)
     sl = dict(continuous_update=False, **st)
     lg = dict(base=10, min=-3, max=0, step=0.001, readout_format='.4g', **sl)
     return dict(
@@ -370,6 +374,29 @@ def make_controls(units: list[str], # the layer names offered by the layer selec
         epochs=W.IntSlider(value=epochs, min=1, max=30, description='epochs / stage', **sl),
         dense_epochs=W.IntSlider(value=dense_epochs, min=1, max=60, description='dense epochs', **sl),
         layer=W.Dropdown(options=units, description='layer', **st))
+
+# %% ../nbs/30_dashboard.ipynb #7e89e87b
+def parse_crs(crs) -> list[float]:
+    "Target compression ratios from a text such as '0.01, 0.03 0.1' (or a list of numbers): each in [0.001, 1]; sorted, without repeats."
+    vals = list(crs) if isinstance(crs, (list, tuple)) else str(crs).replace(',', ' ').split()
+    try: out = [float(v) for v in vals]
+    except (TypeError, ValueError): raise ValueError(f"sweep CRs must be numbers in [0.001, 1], separated by commas or spaces, got {crs!r}") from None
+    if not out: raise ValueError("sweep CRs: give at least one target CR in [0.001, 1], e.g. '0.01, 0.03, 0.1'")
+    for v in out: check_number(v, 'sweep CRs', 1e-3, 1, what=' (target compression ratios: stored bits / dense bits)')
+    return sorted(set(out))
+
+def ray_missing() -> str | None:
+    "The one-line install command when Ray is not installed (found out without importing it), else None."
+    if importlib.util.find_spec('ray') is not None: return None
+    try: require_extra('ray')
+    except ImportError as e: return str(e)
+
+def make_sweep_controls(crs: str, backend: str) -> dict:
+    "The sweep's widgets: 'crs', the target CRs to run (text), and 'backend', where its cells run (`experiments.BACKENDS`)."
+    import ipywidgets as W
+    return dict(crs=W.Text(value=crs, description='sweep CRs', placeholder='e.g. 0.01, 0.03, 0.1', continuous_update=False, **_wide(W)),
+                backend=W.Dropdown(options=list(SWEEP_BACKENDS), value=check_choice(backend, 'sweep_backend', SWEEP_BACKENDS),
+                                   description='sweep on', **_wide(W)))
 
 # %% ../nbs/30_dashboard.ipynb #868352c8
 class Dashboard:
@@ -392,6 +419,10 @@ class Dashboard:
                  refresh_s: float | None = None, # redraw the curves at most every this many seconds (None: 1 s, 3 s static)
                  backend: str = 'auto', # 'auto', 'widget' or 'static' (see `pick_backend`)
                  share_dense: bool = True, # start compression methods from the shared dense adversarial model
+                 sweep_crs: str | None = None, # the target CRs of the Sweep button, e.g. '0.01, 0.03, 0.1' (default: half, once and twice `cr`)
+                 sweep_backend: str = 'sequential', # where a sweep's cells run: 'sequential' (here) or 'ray' (Ray tasks, `experiments.sweep_ray`)
+                 ray_address: str | None = None, # sweep_backend 'ray': the cluster ('host:port', 'ray://host:10001'); None: a running Ray, else a new local one
+                 sweep_dir=None, # folder of the sweeps' results files sweep-1.csv/.json, sweep-2 ... (None: a new temporary folder)
                  dense: DenseModels | None = None, # the cache of shared dense models (default: a new one; pass one to share it)
                  threaded: bool = True, # run in a background thread (False: `start` blocks; scripts, tests)
                  seed: int = 0, device=None, # seeds the model, data subset, training and attacks; None: CUDA when available
@@ -413,7 +444,9 @@ class Dashboard:
         self.refresh_s = check_number((3.0 if self.backend == 'static' else 1.0) if refresh_s is None else refresh_s, 'refresh_s', 0)
         self.rows, self.model, self.log, self.error, self.thread, self.control = [], None, None, None, None, None
         self._running, self._quiet, self._run_settings, self._layer_dirty, self._lock = False, False, None, False, threading.Lock()
-        self._target_cr = float(cr)
+        self._target_cr, self.ray_address, self.sweep_dir, self._sweeping = float(cr), ray_address, sweep_dir, False
+        crs = ', '.join(f"{v:.3g}" for v in parse_crs([max(1e-3, cr / 2), cr, min(1.0, 2 * cr)] if sweep_crs is None else sweep_crs))
+        self.sweep_controls = make_sweep_controls(crs, sweep_backend)
         self.controls = make_controls(list(layer_units(self.template)), method=method, cr=cr, bits=bits, dense_epochs=dense_epochs,
                                       eps=float(self.data.info.eps if eps is None else eps), steps=steps, epochs=epochs)
         self._build_widget()
@@ -531,6 +564,14 @@ def _draw_layer(self: Dashboard, model=None, replace=None):
     units, name = layer_units(model), self.controls['layer'].value
     if name in units: draw_layer(self.figs['layer'], name, units[name], replace)
 
+# %% ../nbs/30_dashboard.ipynb #522591a7
+@patch
+def _on_sweep_backend(self: Dashboard, change=None):
+    "The observer of the 'sweep on' control: a warning with the install command when 'ray' is chosen and Ray is not installed."
+    why = ray_missing() if self.sweep_controls['backend'].value == 'ray' else None
+    if why: self._message(f"sweeps on Ray: {why}", 'warning')
+    elif self.message.value.startswith('sweeps on Ray: '): self.message.value = ''
+
 # %% ../nbs/30_dashboard.ipynb #e5ad5078
 _CR_NOTE = "target CR: stored bits / dense bits, about (weights kept) x (bits / 32); a run's point uses its measured CR"
 _BITS_NOTE = ("bits: ATMC's size rule keeps a tensor in 32-bit floats when a codebook would not make it smaller "
@@ -543,8 +584,9 @@ def _build_widget(self: Dashboard):
     c = self.controls
     b = self.buttons = dict(start=W.Button(description='Start', button_style='success', icon='play'),
                             pause=W.Button(description='Pause', icon='pause', disabled=True),
-                            stop=W.Button(description='Stop', button_style='danger', icon='stop', disabled=True))
-    b['start'].on_click(lambda _: self.start()); b['stop'].on_click(lambda _: self.stop())
+                            stop=W.Button(description='Stop', button_style='danger', icon='stop', disabled=True),
+                            sweep=W.Button(description='Sweep', icon='forward', tooltip='run the method at every target CR of "sweep CRs"'))
+    b['start'].on_click(lambda _: self.start()); b['stop'].on_click(lambda _: self.stop()); b['sweep'].on_click(lambda _: self.sweep())
     b['pause'].on_click(lambda _: self.resume() if self.control is not None and self.control.paused else self.pause())
     self.device_label = W.HTML(html.escape(f"device: {device_label(self.device)}"))
     self.status, self.message = W.HTML('ready'), W.HTML('')
@@ -552,8 +594,10 @@ def _build_widget(self: Dashboard):
     for k in SETTINGS: c[k].observe(self._on_setting(k), names='value')
     c['layer'].observe(lambda ch: self._draw_layer(), names='value')
     self._apply_method()
+    sc = self.sweep_controls; sc['backend'].observe(self._on_sweep_backend, names='value'); self._on_sweep_backend()
     self.figs = make_figures(self.backend)   # after the controls' changes: made earlier, two figures stayed blank in JupyterLab
-    left = W.VBox([c[k] for k in SETTINGS] + [note(_CR_NOTE), W.HBox(list(b.values())), self.device_label, self.status, self.message],
+    left = W.VBox([c[k] for k in SETTINGS] + [note(_CR_NOTE), W.HBox([b['start'], b['pause'], b['stop']]), sc['crs'], sc['backend'], b['sweep'],
+                   self.device_label, self.status, self.message],
                   layout=W.Layout(width='460px', flex='0 0 auto'))   # never squeezed by the figure beside it
     self.widget = W.VBox([W.HBox([left, self.figs['train'].widget]), self.figs['layers'].widget, note(_BITS_NOTE),
                           W.HBox([W.VBox([c['layer'], self.figs['layer'].widget]), self.figs['trade'].widget])])
@@ -584,22 +628,28 @@ def _previous_done(self: Dashboard, timeout: float = 10.0) -> bool:
     return not t.is_alive()
 
 @patch
-def start(self: Dashboard, block: bool | None = None) -> bool:
-    "Start a run with the current settings (refused with a message when invalid or while a run goes on); True if it started."
+def _launch(self: Dashboard, make_cfg, body, block: bool | None, sweep: bool = False) -> bool:
+    "Run `body(make_cfg())` (a refusal of `make_cfg` shown as a message), in its own thread unless blocking; True if it started."
     with self._lock:
         if self._running or not self._previous_done(): self._message("a run is already going: Stop it first", 'warning'); return False
-        try: cfg = self.config()
-        except ValueError as e: self._message(f"refused: {e}", 'error'); return False
-        self._run_settings, self.control, self.error, self._running = self.settings, RunControl(), None, True
+        try: cfg = make_cfg()
+        except (ValueError, ImportError, ConnectionError) as e: self._message(f"refused: {e}", 'error'); return False
+        self._run_settings, self.control, self.error, self._running, self._sweeping = self.settings, RunControl(), None, True, sweep
         self._throttles = dict(train=Throttle(self.refresh_s), layers=Throttle(self.refresh_s))
-        self.buttons['start'].disabled = True; self.buttons['pause'].disabled = self.buttons['stop'].disabled = False
-        self.buttons['pause'].description = 'Pause'
+        b = self.buttons
+        b['start'].disabled = b['sweep'].disabled = True; b['stop'].disabled = False
+        b['pause'].disabled, b['pause'].description = sweep, 'Pause'   # a sweep stops between cells, it does not pause
         self.message.value = ''
         if not (not self.threaded if block is None else block):
-            self.thread = threading.Thread(target=self._run, args=(cfg,), name='rcnb-dashboard', daemon=True)
+            self.thread = threading.Thread(target=body, args=(cfg,), name='rcnb-dashboard', daemon=True)
             self.thread.start(); return True
-    self._run(cfg)
+    body(cfg)
     return True
+
+@patch
+def start(self: Dashboard, block: bool | None = None) -> bool:
+    "Start a run with the current settings (refused with a message when invalid or while a run goes on); True if it started."
+    return self._launch(self.config, lambda cfg: self._run(cfg), block)   # `_run` is added below
 
 # %% ../nbs/30_dashboard.ipynb #fbb4bd88
 @patch
@@ -615,12 +665,12 @@ def resume(self: Dashboard):
         self.control.resume(); self.buttons['pause'].description = 'Pause'
         self.status.value = self.status.value.replace(' (pausing ...)', '').replace(' (paused)', '')
 
-_STOPPING = 'stopping after this step ...'
+_STOPPING, _STOPPING_CELL = 'stopping after this step ...', 'stopping after the cell that runs now (the finished rows are kept) ...'
 
 @patch
 def stop(self: Dashboard):
-    "Stop the run after the current step; the model it leaves is valid (feasible) and its history is kept."
-    if self._running and self.control is not None: self.control.stop(); self._message(_STOPPING)
+    "Stop the run after the current step (a sweep: after its current cell); the model it leaves is valid (feasible) and its history is kept."
+    if self._running and self.control is not None: self.control.stop(); self._message(_STOPPING_CELL if self._sweeping else _STOPPING)
 
 @patch
 def wait(self: Dashboard, timeout: float | None = None) -> bool:
@@ -664,12 +714,12 @@ def _finish(self: Dashboard, row: dict | None, what: str):
         self._message(f"{row['label']}: masking suspected ({', '.join(row['masking_flags'])}): its robust accuracy includes "
                       "the gradient-free attack; see the evaluation tutorial", 'warning')
     self.status.value = html.escape(s)
-    if self.message.value == html.escape(_STOPPING): self.message.value = ''
-    self.buttons['start'].disabled = False; self.buttons['pause'].disabled = self.buttons['stop'].disabled = True
+    if self.message.value in (html.escape(_STOPPING), html.escape(_STOPPING_CELL)): self.message.value = ''
+    self.buttons['start'].disabled = self.buttons['sweep'].disabled = False; self.buttons['pause'].disabled = self.buttons['stop'].disabled = True
     self.buttons['pause'].description = 'Pause'
     try: self._draw_layers(self.model if self.model is not None else self.template, {})
     except Exception: traceback.print_exc()
-    self._running = False
+    self._running = self._sweeping = False
 
 # %% ../nbs/30_dashboard.ipynb #2701a564
 @patch
@@ -710,3 +760,54 @@ def _run(self: Dashboard, cfg: dict):
         self._message(f"the run failed: {type(e).__name__}: {e}", 'error')
         traceback.print_exc()
     finally: self._finish(row, what)
+
+# %% ../nbs/30_dashboard.ipynb #596219c4
+@patch
+def sweep_config(self: Dashboard, crs=None, backend: str | None = None) -> dict:
+    """The sweep of the Sweep button: `config()` at the fraction kept of each target CR in `crs` (default: the 'sweep CRs' control),
+    run on `backend` (default: the 'sweep on' control), into the next results file; ValueError, ImportError or ConnectionError when it cannot run."""
+    cfg, sc, bits = self.config(), self.sweep_controls, self.controls['bits'].value
+    m, crs = cfg['method'], parse_crs(sc['crs'].value if crs is None else crs)
+    backend = check_choice(sc['backend'].value if backend is None else backend, 'backend', SWEEP_BACKENDS)
+    keeps = [keep_for_cr(m, cr, bits) for cr in crs] if m.params else []
+    if any(k >= 1 for k in keeps):
+        raise ValueError(f"sweep CRs: {m.label(cfg['budget'])} keeps all the weights at target CR {max(crs):g}: each must be below {nominal_cr(m, 1, bits):.3g}")
+    if backend == 'ray' and (why := ray_missing()): raise ImportError(f"sweeps on Ray: {why}")
+    if backend == 'ray' and self.ray_address is not None: _check_reachable(self.ray_address)
+    if self.sweep_dir is None: self.sweep_dir = Path(tempfile.mkdtemp(prefix='rcnb-sweeps-'))
+    n = 1
+    while (Path(self.sweep_dir) / f"sweep-{n}.csv").exists(): n += 1
+    return dict(cfg, keeps=keeps, backend=backend, out=Path(self.sweep_dir) / f"sweep-{n}.csv")
+
+@patch
+def sweep(self: Dashboard, crs=None, backend: str | None = None, block: bool | None = None) -> bool:
+    "Sweep the current method over the target CRs `crs` (default: the 'sweep CRs' control) on `backend` (see `sweep_config`); True if it started."
+    return self._launch(lambda: self.sweep_config(crs, backend), lambda cfg: self._sweep(cfg), block, sweep=True)
+
+# %% ../nbs/30_dashboard.ipynb #5524e433
+class _SweepStopped(Exception): "Raised in a sweep's `on_row` once Stop was pressed: the sweep ends, its finished rows kept."
+
+@patch
+def _sweep(self: Dashboard, cfg: dict):
+    "The sweep behind Sweep: `experiments.sweep` of the method at cfg's budgets, each row added to the plot as it arrives; always ends in `_finish`."
+    m, rows, n = cfg['method'], [], max(1, len(cfg['keeps']))
+    name, key = f"sweep of {m.label(cfg['budget'])} on {cfg['backend']}", DenseModels.key(self.data, self.model_name, cfg['attack'], self.seed, cfg['dense_epochs'])
+    fresh, what = key not in self.dense.cache, 'failed'
+    def on_row(row):
+        rows.append(row)
+        if row.get('status', 'ok') == 'ok': self._add(row)
+        self.status.value = html.escape(f"{name}: {len(rows)}/{n} cells done")
+        if self.control.stopped: raise _SweepStopped()
+    try:
+        self.status.value = html.escape(f"{name}: starting {n} cells")
+        sweep([m.name], cfg['keeps'], bits=cfg['budget'].bits, data=self.data, model=clone_model(self.template), model_name=self.model_name,
+              seeds=[self.seed], epochs={m.name: cfg['epochs']}, dense_epochs=cfg['dense_epochs'], share_dense=self.share_dense, dense=self.dense,
+              out=cfg['out'], resume=False, on_row=on_row, backend=cfg['backend'], ray_address=self.ray_address,
+              attack=cfg['attack'], protocol=cfg['protocol'], eps=cfg['eps'], device=self.device)
+        what = f"{name} done: {len(rows)} rows in {cfg['out']}"
+    except _SweepStopped: what = f"{name} stopped after {len(rows)} of {n} cells: their rows are in {cfg['out']}"
+    except Exception as e:
+        self.error = e; self._message(f"the sweep failed: {type(e).__name__}: {e}", 'error'); traceback.print_exc()
+    finally:
+        if fresh and m.compresses and key in self.dense.cache: self._add(self.dense.cache[key][0])   # the shared dense model it trained
+        self._finish(None, what)

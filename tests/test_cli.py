@@ -3,7 +3,7 @@
 `rcnb` is used when it is installed on the PATH (pip install -e .); otherwise the same entry point runs
 as `python -m robustcompress_nb.cli` from this checkout.
 """
-import json, os, shutil, subprocess, sys
+import importlib.util, json, os, shutil, subprocess, sys
 from pathlib import Path
 
 import pytest
@@ -192,3 +192,77 @@ def test_demo_quick_writes_report(tmp_path):
     assert all(r_['feasible'] for r_ in rows)
     assert (tmp_path / 'demo' / 'results.csv').read_text().startswith('method,label,keep,k,bits')
     assert (tmp_path / 'demo' / 'plotly.min.js').exists()   # the report works offline
+
+
+# ---- rcnb sweep -----------------------------------------------------------------------------------------
+SWEEP = ['sweep', '--methods', 'al0', '--keep', '0.05', '0.1']
+untimed = lambda rows: [{k: v for k, v in r.items() if not k.endswith('seconds')} for r in rows]
+
+
+@pytest.fixture(scope='module')
+def swept(tmp_path_factory):
+    "A tiny sequential sweep (AL0 at two budgets, the shared dense model first), run once: its results CSV and its JSON output."
+    out = tmp_path_factory.mktemp('sweep') / 'results.csv'
+    r = rcnb(*SWEEP, '--out', out, '--json', *CTINY)
+    assert r.returncode == 0, r.stderr
+    return out, json.loads(r.stdout)
+
+
+def test_sweep_writes_rows_and_report(swept):
+    out, res = swept
+    assert res['command'] == 'sweep' and (res['new'], res['resumed']) == (2, 0)
+    assert [(r['method'], r['keep'], r['seed'], r['status']) for r in res['rows']] == [('AL0', 0.05, 0, 'ok'), ('AL0', 0.1, 0, 'ok')]
+    assert all(0 < r['nnz'] <= r['k'] and r['pretrained'] and r['protocol']['eval']['name'] == 'teaching' for r in res['rows'])
+    assert json.loads(out.with_suffix('.json').read_text()) == res['rows']
+    assert out.read_text().startswith('method,label,keep,k,bits') and len(out.read_text().splitlines()) == 3
+    page = out.with_suffix('.html').read_text()
+    assert res['report'] == str(out.with_suffix('.html')) and page.count('class="plotly-graph-div"') == 2
+    assert (out.parent / 'plotly.min.js').exists()
+
+
+def test_sweep_resumes_without_recomputing(swept, tmp_path):
+    out, res = swept
+    for src in (out, out.with_suffix('.json')): shutil.copy(src, tmp_path / src.name)
+    r = rcnb(*SWEEP, '0.2', '--out', tmp_path / out.name, *CTINY[:-1])       # one more budget; not --quiet: a line per new row
+    assert r.returncode == 0, r.stderr
+    assert 'resumed  2 rows were in' in r.stdout and '; 1 new' in r.stdout, r.stdout
+    assert [l.split()[:3] for l in r.stderr.splitlines() if ' done in ' in l] == [['AL0', 'keep', '0.2']], r.stderr   # only the missing cell ran
+    rows = json.loads((tmp_path / 'results.json').read_text())
+    assert rows[:2] == res['rows'] and rows[2]['keep'] == 0.2       # the old rows as they were, times included
+    lines = r.stdout.splitlines()
+    body = [i for i, l in enumerate(lines) if l.split()[:1] == ['AL0'] and len(l.split()) > 10]
+    proto = next(i for i, l in enumerate(lines) if l.strip().startswith('protocol: teaching v1'))
+    assert [lines[i].split()[1] for i in body] == ['0.05', '0.1', '0.2'] and body[-1] < proto, r.stdout   # the table, the protocol under it
+
+
+@pytest.mark.parametrize('args, msg', [
+    (['--methods', 'lasso'], "invalid choice: 'lasso'"),
+    (['--methods', 'cstar'], '--keep: CSTAR take a parameter budget'),
+    (['--methods', 'al0', '--keep', '0.1', '--address', 'localhost:1'], '--address is for --backend ray'),
+    (['--methods', 'al0', '--keep', '0.1', '--backend', 'ray', '--address', '127.0.0.1:1'], "could not reach the Ray cluster at '127.0.0.1:1'"),
+])
+def test_sweep_bad_arguments_exit_2(args, msg, tmp_path):
+    r = rcnb('sweep', *args, '--out', tmp_path / 'x' / 'r.csv')
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert msg in r.stderr and 'usage: rcnb sweep' in r.stderr and 'Traceback' not in r.stderr, r.stderr
+    assert not (tmp_path / 'x').exists()        # refused before any work
+
+
+def test_sweep_without_ray_gives_the_install_command(capsys, monkeypatch, tmp_path):
+    from robustcompress_nb.cli import main
+    monkeypatch.setitem(sys.modules, 'ray', None)       # `import ray` fails as if it were not installed
+    assert main([*SWEEP, '--backend', 'ray', '--out', str(tmp_path / 'r.csv')]) == 2
+    err = capsys.readouterr().err
+    assert 'pip install "robustcompress_nb[ray]"' in err and '--backend ray' in err, err
+    assert not (tmp_path / 'r.csv').exists()
+
+
+@pytest.mark.skipif(importlib.util.find_spec('ray') is None, reason='Ray is not installed (pip install "robustcompress_nb[ray]")')
+def test_sweep_on_ray_gives_the_sequential_rows(swept, tmp_path):
+    "A local Ray (the tasks with 1 thread, as the sequential run): the same rows, timings aside."
+    out, res = swept
+    r = rcnb(*SWEEP, '--backend', 'ray', '--threads-per-task', '1', '--out', tmp_path / 'ray.csv', '--json', *CTINY, timeout=600)
+    if 'could not start a local Ray instance' in r.stderr: pytest.skip(f"this machine could not start Ray: {r.stderr.splitlines()[-1]}")
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    assert got['new'] == 2 and untimed(got['rows']) == untimed(res['rows'])
