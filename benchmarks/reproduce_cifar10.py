@@ -50,7 +50,8 @@ Schedules (results: benchmarks/results/reproduce_cifar10_<model>[_<schedule>].cs
   SMOKE (--smoke, minutes on one CPU thread): 1,000 training images, batch 64, dense 2 epochs (eps ramped over 1) + 3
     compression epochs, 100 test images, DA, AP, ATMC-8, CSTAR and HYDRA at keep 0.05 unless --methods/--keep are
     given. It proves the pipeline end to end; its results are not part of the record (benchmarks/results/*_smoke.* are
-    git-ignored).
+    git-ignored). Measured on the shared machine (load about 5, nice 10, one thread): 17.7 min wall, 7.2 min of CPU;
+    the estimate it printed for the REDUCED schedule, with that load: 13.2 h (3.6 h training, 9.6 h evaluation).
   FULL (--full, one GPU): ResNet-18 (11.2 M weights) and VGG-16 (14.7 M), all 50,000 training images with random crop +
     flip, batch 128, dense 40 epochs (eps ramped over 5) at lr 0.1 + 20 compression epochs at lr 0.01, FGSM-RS, bf16
     autocast (`amp`) and channels-last on CUDA, AutoAttack's standard suite (after our PGD-20) on all 10,000 test images,
