@@ -66,8 +66,6 @@ DA 6); its results (benchmarks/results/reproduce_mnist.csv/.html, reduced schedu
 removed; they are in the git history (commit e668bd7).
 """
 import argparse
-import hashlib
-import inspect
 import json
 import os
 import sys
@@ -82,11 +80,11 @@ except ImportError:
 
 from robustcompress_nb.data import get_data
 from robustcompress_nb.evaluation import PROTOCOLS
-from robustcompress_nb.experiments import (DenseModels, load_rows, recipe, results_paths, results_table, save_rows,
-                                           sweep, train_method, write_report)
+from robustcompress_nb.experiments import load_rows, recipe, results_paths
 from robustcompress_nb.models import get_model
-from robustcompress_nb.cli import save_dense, load_dense
-from robustcompress_nb.solver import Budget, get_method
+from robustcompress_nb.solver import get_method
+from _bench import (add_reproduction_args, check_keep, dense_start, device_of, estimate, log, parse_label, report, run_plan,
+                    tagged)
 
 RESULTS = Path(__file__).resolve().parent / 'results'
 MODEL, EPS = 'lenet_atmc', 0.3
@@ -109,141 +107,19 @@ SGD = dict(momentum=0.9, weight_decay=5e-4)
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--root', default=None, help='data folder holding MNIST/raw (default: $RCNB_DATA)')
     g = p.add_mutually_exclusive_group()
     g.add_argument('--full', action='store_true', help='paper-like schedule (GPU)')
     g.add_argument('--quick', action='store_true', help='the ~40-minute CPU schedule')
     g.add_argument('--smoke', action='store_true', help='tiny end-to-end run')
-    p.add_argument('--methods', nargs='+', default=None, help=f"default: {' '.join(ALL_METHODS)} (ATMC-b, AQ-b: any bits b)")
-    p.add_argument('--keep', nargs='+', type=float, default=None,
-                   help=f"fractions of the dense weights kept, in (0, 1) (default: {' '.join(map(str, KEEP))})")
+    add_reproduction_args(p, 'MNIST/raw', ALL_METHODS, KEEP, OVERRIDES)
     p.add_argument('--ratios', nargs='+', default=None, help=argparse.SUPPRESS)   # the old name: refused below
     p.add_argument('--protocol', default='aa-fast', choices=list(PROTOCOLS),
                    help="evaluation protocol (default aa-fast; 'teaching' is an upper bound only)")
     p.add_argument('--out', default=None, help='results name (default: benchmarks/results/reproduce_mnist_aa[_quick|_smoke|_full].csv)')
-    p.add_argument('--device', default='auto', help="cpu, cuda, or 'auto' (CUDA when available)")
-    p.add_argument('--threads', type=int, default=None, help='torch CPU threads (default: torch default)')
-    p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--floor', type=int, default=0, help='per-tensor floor of kept weights (sparse methods; 0: faithful)')
-    p.add_argument('--loss', default='adversarial', choices=['adversarial', 'mixed'],
-                   help="training loss of adversarial stages ('mixed' = ATMC code's 0.5 clean + 0.5 adversarial)")
-    for k in OVERRIDES:
-        p.add_argument('--' + k.replace('_', '-'), type=int, default=None, help='override the schedule')
-    p.add_argument('--cache', default=None, help='folder of the cached dense model (default: <out stem>_cache beside --out; *.pt is git-ignored)')
-    p.add_argument('--plot-only', action='store_true', help='only redraw the report from --out')
-    p.add_argument('--no-plot', action='store_true')
     a = p.parse_args(argv)
     if a.ratios is not None: p.error('--ratios is now --keep (the fraction of the dense weights kept)')
-    for r in a.keep or ():
-        if not 0 < r < 1: p.error(f"--keep must be in (0, 1), got {r}")
+    check_keep(p, a)
     return a
-
-
-def parse_label(label: str) -> tuple[str, int | None]:
-    "('ATMC', 8) for 'ATMC-8', ('ATMC', None) for 'ATMC-32', (name, None) for a method without bits."
-    name, _, b = label.upper().partition('-')
-    try:
-        m, bits = get_method(name), (None if b in ('', '32') else int(b))
-        Budget(bits=bits)   # bits in 1..16
-    except ValueError as e: raise SystemExit(f"--methods: {label!r}: {e}") from None
-    if (m.bits == 'none' and b) or (m.bits == 'required' and bits is None):
-        raise SystemExit(f"--methods: {label!r}: {m.name} takes {'no bits' if m.bits == 'none' else 'bits, as ' + m.name + '-b'}")
-    return m.name, bits
-
-
-def split_epochs(total: int, n: int) -> list[int]:
-    "`total` epochs over `n` stages, as evenly as possible, earlier stages first: split_epochs(3, 2) == [2, 1]."
-    if n < 1 or total < n: raise SystemExit(f"compress_epochs={total} cannot give each of {n} stages an epoch")
-    return [total // n + (i < total % n) for i in range(n)]
-
-
-def method_epochs(m: str, bits, sched, info) -> list[int]:
-    """The per-stage epochs (dense stage first) giving method `m` the schedule's equal budget: the shared dense stage
-    (`dense_epochs`, left out by sweep's shared start) + `compress_epochs` over its other stages; NAP: both natural."""
-    D, C = sched['dense_epochs'], sched['compress_epochs']
-    n = len(get_method(m).build(get_model(MODEL, info), Budget(keep=0.1, bits=bits))) - 1
-    return [D if get_method(m).natural else 0] + split_epochs(C, n)
-
-
-def dense_start(data, attack, sched, a, device, cache: Path) -> DenseModels:
-    """Sweep's shared dense start, trained here (lr `lr_dense`, eps warm-up) or read back from `cache`: one safetensors
-    file with the weights and the training record (stages, epochs, seconds) as JSON (`cli.save_dense`: reading runs no code)."""
-    dense = DenseModels()
-    key = DenseModels.key(data, MODEL, attack, a.seed, sched['dense_epochs'])
-    pt = cache / ('dense_' + hashlib.sha1(json.dumps([key, sched, a.loss]).encode()).hexdigest()[:10] + '.safetensors')
-    if pt.exists():
-        record, state = load_dense(pt)
-        model = get_model(MODEL, data.info, seed=a.seed)
-        model.load_state_dict(state)
-        print(f"dense model from {pt} ({record['train_seconds']:.0f} s of training when made)", flush=True)
-    else:
-        tr = train_method('da', get_model(MODEL, data.info, seed=a.seed), Budget(), data, attack=attack,
-                          epochs=sched['dense_epochs'], lr=sched['lr_dense'], loss=a.loss, seed=a.seed, device=device,
-                          eps_warmup=sched['eps_warmup'] or None, **SGD)
-        if tr.stopped: raise SystemExit('the dense training was stopped')
-        model, record = tr.model, dict(stages=[s.name for s in tr.stages], epochs=[s.epochs for s in tr.stages],
-                                       train_seconds=round(tr.seconds, 3))
-        save_dense(pt, model, record)
-        print(f"dense model trained in {tr.seconds:.0f} s -> {pt}", flush=True)
-    dense.cache[key] = (record, model)
-    return dense
-
-
-def estimate_reduced(rows, sched, info) -> str:
-    """Rough wall time of the REDUCED schedule (same device and threads), scaled from this run's rows: seconds per
-    adversarial training image-epoch (at the reduced schedule's PGD steps), and the mean evaluation seconds per test
-    image of this run's rows (the smoke models, barely trained, are attacked on fewer surviving points, so this
-    under-states it). NAP's natural epochs are neglected."""
-    adv = [r for r in rows if r.get('status') == 'ok' and r['protocol']['train'] and sum(r['epochs'])]
-    if not adv: return ''
-    red = SCHEDULES['reduced']
-    per_img = sum(r['train_seconds'] for r in adv) / (sum(sum(r['epochs']) for r in adv) * sched['n_train'])
-    per_img *= (red['train_steps'] + 1) / (sched['train_steps'] + 1)
-    ev_img = sum(r['eval_seconds'] for r in adv) / sum(r['n_eval'] for r in adv)
-    net, n_rows, epochs = get_model(MODEL, info), 1, red['compress_epochs']
-    for label in ALL_METHODS[1:]:
-        m, bits = parse_label(label)
-        for keep in KEEP:
-            try: get_method(m).stages(net, Budget(keep=keep, bits=bits), pretrained=True)
-            except ValueError: continue   # infeasible: no row trained
-            n_rows += 1; epochs += 0 if get_method(m).natural else red['compress_epochs']
-    train, dense = (e * red['n_train'] * per_img for e in (epochs, red['dense_epochs']))
-    ev = n_rows * red['n_test'] * ev_img
-    return (f"estimated REDUCED schedule, one process with this run's threads: {epochs} adversarial epochs after the dense "
-            f"stage x {red['n_train']} images {train / 3600:.2f} h + dense pretraining {dense / 3600:.2f} h + {n_rows} evaluations "
-            f"x {red['n_test']} images {ev / 3600:.2f} h = {(train + dense + ev) / 3600:.1f} h "
-            f"(from {per_img * 1e3:.2f} ms per training image-epoch with PGD-{red['train_steps']} and {ev_img * 1e3:.0f} ms per test image)")
-
-
-def report(rows, out: Path, name: str, plot=True):
-    print(results_table(rows))
-    if plot and any(r.get('status') == 'ok' for r in rows):
-        html = results_paths(out)[0].with_suffix('.html')
-        print('report:', write_report(rows, html, title=f"MNIST, LeNet (430,500 weights), eps 0.3: {name} schedule",
-                                      include_plotlyjs='cdn'))
-
-
-def log(r):
-    acc = lambda v: '-' if v is None else f"{v:.3f}"
-    head = 'upper bound' if r.get('headline') == 'robust_upper_bound' else 'robust'
-    print(f"  {r['label']:8s} keep {r['keep'] if r['keep'] is not None else '-':<6} {r['status']:10s} clean {acc(r.get('clean_acc'))} "
-          f"{head} {acc(r.get('worst_case_acc'))}{' MASKED (' + ', '.join(r['masking_flags']) + ')' if r.get('masked') else ''} "
-          f"epochs {r.get('epochs_total', '-')} faithful CR {r.get('faithful_cr', float('nan')):.2e} "
-          f"({r.get('seconds', 0):.0f} s){'  ' + r['error'][:100] if r.get('error') else ''}", flush=True)
-
-
-def continue_da(out, sched, dense_record):
-    """Make the DA row's record say what it is: the shared dense model (`dense_epochs`) continued for `compress_epochs`
-    at the compression lr; its epochs_total and training seconds then count both (idempotent)."""
-    rows = load_rows(out)
-    for r in rows:
-        if r['method'] == 'DA' and r.get('status') == 'ok' and r['stages'] == ['dense']:
-            r.update(stages=['dense (shared start)', 'dense (continued)'], epochs=[sched['dense_epochs']] + r['epochs'],
-                     epochs_total=sched['dense_epochs'] + sum(r['epochs']),
-                     train_seconds=round(r['train_seconds'] + dense_record['train_seconds'], 3))
-            r['seconds'] = round(r['train_seconds'] + r['eval_seconds'], 3)
-    save_rows(rows, out)
-    return rows
 
 
 def main(argv=None):
@@ -252,40 +128,30 @@ def main(argv=None):
     name = 'full' if a.full else 'smoke' if a.smoke else 'quick' if a.quick else 'reduced'
     sched = dict(SCHEDULES[name], **{k: getattr(a, k) for k in OVERRIDES if getattr(a, k) is not None})
     keeps = a.keep or list(SCHEDULE_KEEP.get(name, KEEP))
-    if sched != SCHEDULES[name]:   # overridden: its own tag, results files and dense model cache
-        name += '-' + hashlib.sha1(json.dumps(sched, sort_keys=True).encode()).hexdigest()[:6]
+    name = tagged(name, sched, SCHEDULES[name])   # overridden: its own tag, results files and dense model cache
     tag = name + ('' if a.protocol == 'aa-fast' else '_' + a.protocol)   # results of another protocol: other files
     out = Path(a.out) if a.out else RESULTS / f"reproduce_mnist_aa{'' if tag == 'reduced' else '_' + tag}.csv"
     pc, pj = results_paths(out)
     if pc.exists() and not pj.exists() and 'keep' not in pc.open().readline().split(','):
         raise SystemExit(f"{pc} holds rows of the earlier version of this script (no 'keep' column): move it aside or give --out")
-    if a.plot_only: return report(load_rows(out), out, tag)
+    title = f"MNIST, LeNet (430,500 weights), eps 0.3: {tag} schedule"
+    if a.plot_only: return report(load_rows(out), out, title)
     root = a.root or os.environ.get('RCNB_DATA')
     if not root: raise SystemExit("reproduce_mnist.py: give --root or set RCNB_DATA (a folder with MNIST/raw/...)")
-    if a.threads: torch.set_num_threads(a.threads)
-    device = torch.device('cuda' if a.device == 'auto' and torch.cuda.is_available() else ('cpu' if a.device == 'auto' else a.device))
+    device = device_of(a)
     data = get_data('mnist', root=root, n_train=sched['n_train'], n_test=sched['n_test'], batch_size=sched['batch_size'], seed=a.seed)
     attack, protocol = recipe(data).train_attack(EPS, sched['train_steps']), recipe(data).eval_protocol(EPS, sched['n_test'], a.protocol)
     print(f"{tag} schedule {json.dumps(sched)}; device {device}, {torch.get_num_threads()} thread(s); "
           f"{len(labels)} method(s) x keep {keeps} -> {pc}\nprotocol: {protocol.describe()}", flush=True)
     cache = Path(a.cache) if a.cache else out.parent / f"{pc.stem}_cache" / name
-    dense = dense_start(data, attack, sched, a, device, cache) if any(not get_method(m).natural for m, _ in labels) else None
+    dense = dense_start(data, MODEL, attack, sched, a, device, cache, SGD) if any(not get_method(m).natural for m, _ in labels) else None
     common = dict(data=data, model=MODEL, seeds=[a.seed], out=out, attack=attack, protocol=protocol, lr=sched['lr'],
                   loss=a.loss, device=device, on_row=log, **SGD)
-    rows, plan = [], [(keep, m, bits) for keep in keeps for m, bits in dict.fromkeys(labels)]   # every method at one budget, then the next
-    for keep, m, bits in plan:
-        if m == 'DA':   # one row: the shared dense model, continued for compress_epochs at the compression lr
-            if keep != keeps[0]: continue
-            record, start = next(iter(dense.cache.values()))
-            sweep(['DA'], bits=bits, epochs=sched['compress_epochs'], share_dense=False, model_name=MODEL, **dict(common, model=start))
-            rows = continue_da(out, sched, record)
-            continue
-        floor = a.floor if a.floor and 'floor' in inspect.signature(get_method(m).build).parameters else None
-        rows = sweep([m], [keep], bits=bits, epochs=method_epochs(m, bits, sched, data.info), dense_epochs=sched['dense_epochs'],
-                     dense=dense, floor=floor, **common)
+    rows = run_plan(labels, keeps, sched, dense, common, out, MODEL, data.info, a.floor)
     print()
-    report(rows, out, tag, not a.no_plot)
-    if a.smoke: print(estimate_reduced(rows, sched, data.info))
+    report(rows, out, title, not a.no_plot)
+    if a.smoke: print(estimate(rows, sched, SCHEDULES['reduced'], 'reduced', ALL_METHODS, KEEP, get_model(MODEL, data.info),
+                               lambda s: s['train_steps'] + 1, f"PGD-{SCHEDULES['reduced']['train_steps']}"))
     return rows
 
 

@@ -50,7 +50,7 @@ class Recipe:
 
 RECIPES = {'digits': Recipe('small_cnn', 64, 10, 3),
            'mnist': Recipe('lenet5', 128, 10, 2, eval_steps=40), 'fashion_mnist': Recipe('lenet5', 128, 10, 2, eval_steps=40),
-           'cifar10': Recipe('resnet18', 128, 30, 10), 'svhn': Recipe('resnet18', 128, 30, 5)}
+           'cifar10': Recipe('cifar_small', 128, 30, 10), 'svhn': Recipe('resnet18', 128, 30, 5)}
 "One recipe per data set of `data.DATASETS`."
 
 def recipe(data) -> Recipe:

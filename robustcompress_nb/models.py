@@ -14,7 +14,8 @@ import torch.nn.functional as F
 
 # %% auto #0
 __all__ = ['VGG16_CFG', 'MODELS', 'Normalize', 'compressible_layers', 'count_weights', 'lenet_atmc', 'lenet5', 'small_cnn',
-           'vgg16', 'BasicBlock', 'ResNet', 'resnet18', 'resnet34', 'WideBlock', 'WideResNet', 'wrn16_8', 'get_model']
+           'vgg16', 'cifar_small', 'BasicBlock', 'ResNet', 'resnet18', 'resnet34', 'WideBlock', 'WideResNet', 'wrn16_8',
+           'get_model']
 
 # %% ../nbs/01_models.ipynb #7b68bce8
 class Normalize(nn.Module):
@@ -128,8 +129,8 @@ def small_cnn(normalize, input_shape, n_classes, *, width:int=32, hidden:int=128
 VGG16_CFG = (64, 64, 'M', 128, 128, 'M', 256, 256, 256, 'M', 512, 512, 512, 'M', 512, 512, 512, 'M')
 "VGG-16's convolution widths, 'M' = 2x2 max-pool."
 
-def vgg16(normalize, input_shape, n_classes, *, cfg=VGG16_CFG) -> nn.Sequential:
-    "CIFAR VGG-16 with batch norm: 13 conv3x3-BN-ReLU in 5 pooled stages, global average pool, fc 512->classes."
+def _vgg(normalize, input_shape, n_classes, cfg, name:str) -> nn.Sequential:
+    "conv3x3-BN-ReLU layers of widths `cfg` ('M': 2x2 max-pool), global average pool, one linear layer."
     c, feats, i, p = input_shape[0], [], 0, 0
     for v in cfg:
         if v == 'M': p += 1; feats.append((f'pool{p}', nn.MaxPool2d(2))); continue
@@ -137,8 +138,18 @@ def vgg16(normalize, input_shape, n_classes, *, cfg=VGG16_CFG) -> nn.Sequential:
         feats += [(f'conv{i}', nn.Conv2d(c, v, 3, padding=1, bias=False)), (f'bn{i}', nn.BatchNorm2d(v)), (f'relu{i}', nn.ReLU())]
         c = v
     feats.append(('avgpool', nn.AdaptiveAvgPool2d(1)))
-    m = _plain(normalize, input_shape, feats, [], n_classes, 'vgg16')
-    return m
+    return _plain(normalize, input_shape, feats, [], n_classes, name)
+
+def vgg16(normalize, input_shape, n_classes, *, cfg=VGG16_CFG) -> nn.Sequential:
+    "CIFAR VGG-16 with batch norm: 13 conv3x3-BN-ReLU in 5 pooled stages, global average pool, fc 512->classes."
+    return _vgg(normalize, input_shape, n_classes, cfg, 'vgg16')
+
+# %% ../nbs/01_models.ipynb #0d335ad9
+def cifar_small(normalize, input_shape, n_classes, *, width:int=32) -> nn.Sequential:
+    "VGG-style CIFAR net for CPUs: 3 stages of 2 conv3x3-BN-ReLU (`width`, 2`width`, 4`width`) + max-pool, avg pool, fc."
+    if isinstance(width, bool) or not isinstance(width, int) or width < 1: raise ValueError(f"width must be an int >= 1, got {width!r}")
+    w = width
+    return _vgg(normalize, input_shape, n_classes, (w, w, 'M', 2 * w, 2 * w, 'M', 4 * w, 4 * w, 'M'), 'cifar_small')
 
 # %% ../nbs/01_models.ipynb #75afaa17
 class BasicBlock(nn.Module):
@@ -241,7 +252,8 @@ def wrn16_8(normalize, input_shape, n_classes, *, dropout:float=0.) -> WideResNe
     return WideResNet(normalize, input_shape, n_classes, depth=16, widen=8, dropout=dropout)
 
 # %% ../nbs/01_models.ipynb #15fa071b
-MODELS: dict[str, Callable] = {'lenet_atmc': lenet_atmc, 'lenet5': lenet5, 'small_cnn': small_cnn, 'vgg16': vgg16,
+MODELS: dict[str, Callable] = {'lenet_atmc': lenet_atmc, 'lenet5': lenet5, 'small_cnn': small_cnn, 'cifar_small': cifar_small,
+                               'vgg16': vgg16,
                                'resnet18': resnet18, 'resnet34': resnet34, 'wrn16_8': wrn16_8}
 "Model builders by name: `builder(normalize, input_shape, n_classes, **options) -> nn.Module`."
 

@@ -281,6 +281,7 @@ class TrainConfig:
     pct_start:float=0.3 # `onecycle`: fraction of the run going up
     loss_fn:Callable|None=None # `loss_fn(logits, y) -> scalar`; default cross-entropy
     amp:bool|str=False # mixed precision on CUDA: True/'bf16' or 'fp16' (GradScaler); a no-op on CPU
+    channels_last:bool=False # 4-D weights and input batches in channels-last memory format while training (fast convolutions with amp on CUDA)
     seed:int|None=None # seeds random, numpy, torch and the loader's generator when fit starts
     def __post_init__(self): _validate_config(self)
 
@@ -301,7 +302,8 @@ def _validate_config(c:TrainConfig):
     check_choice(c.schedule, 'schedule', SCHEDULES)
     if not (c.opt in OPTIMIZERS if isinstance(c.opt, str) else callable(c.opt)):
         raise ValueError(f"opt must be one of {', '.join(map(repr, OPTIMIZERS))} or a callable opt(params, lr=lr), got {c.opt!r}")
-    if not isinstance(c.nesterov, bool): raise TypeError(f"nesterov must be a bool, got {c.nesterov!r}")
+    for k in ('nesterov', 'channels_last'):
+        if not isinstance(getattr(c, k), bool): raise TypeError(f"{k} must be a bool, got {getattr(c, k)!r}")
     if c.loss_fn is not None and not callable(c.loss_fn): raise TypeError(f"loss_fn must be callable or None, got {c.loss_fn!r}")
     if not isinstance(c.amp, (str, bool, type(None))) or c.amp not in _AMP:
         raise ValueError(f"amp must be False, True, 'bf16' or 'fp16', got {c.amp!r}")
@@ -542,7 +544,8 @@ def _craft(self:Trainer, x, y):
 # %% ../nbs/04_train.ipynb #08f27e81
 @patch
 def _do_batch(self:Trainer, x, y):
-    self.x, self.y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+    fmt = torch.channels_last if self.config.channels_last and x.dim() == 4 else torch.preserve_format
+    self.x, self.y = x.to(self.device, non_blocking=True, memory_format=fmt), y.to(self.device, non_blocking=True)
     self.x_adv = self.out = self.out_adv = None; self.penalties = {}
     self._event('before_batch')
     if self.loss_name != 'natural': self.x_adv = self._craft(self.x, self.y)
@@ -593,6 +596,7 @@ def fit(self:Trainer) -> History:
     self.interrupted = self.cancelled = False
     req = [p.requires_grad for p in self.model.parameters()]
     was_training = self.model.training
+    if self.config.channels_last: self.model.to(memory_format=torch.channels_last)
     try:
         try:
             self._event('before_fit')
@@ -605,6 +609,7 @@ def fit(self:Trainer) -> History:
         # attacks flip requires_grad and modes; an interrupt may land anywhere: leave the model as it came
         for p, r in zip(self.model.parameters(), req): p.requires_grad_(r)
         self.model.train(was_training)
+        if self.config.channels_last: self.model.to(memory_format=torch.contiguous_format)   # files and exports need the standard layout
         self.opt.zero_grad(set_to_none=True)
         self._in_epoch = self._closing_epoch = False
     if self.interrupted: raise KeyboardInterrupt("training interrupted; model holds the weights of the last completed step")
@@ -631,7 +636,8 @@ def fingerprint(self:Trainer, config:dict|None=None) -> dict:
     "JSON record of what determines this run's result: settings, model class and size, data size and batching, run facts."
     try: n = len(self.train_loader.dataset)
     except (AttributeError, TypeError): n = None
-    return {'train': self.config.as_dict(),
+    train = {k: v for k, v in self.config.as_dict().items() if k != 'channels_last'}   # a layout, like the device: speed, not result
+    return {'train': train,
             'model': {'class': _qualname(type(self.model)), 'n_parameters': sum(p.numel() for p in self.model.parameters())},
             'data': {'n_examples': n, 'batch_size': getattr(self.train_loader, 'batch_size', None), 'steps_per_epoch': self.steps_per_epoch},
             'run': {**self.run_config, **_jsonable(config or {}, 'config')}}
