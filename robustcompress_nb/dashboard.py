@@ -20,13 +20,13 @@ from .train import Callback, CancelFitException, EvalCallback, _pick_device
 from .layers import clone_model, layer_units, unit_tensors, layer_stats, stored_fraction, unit_weight
 from .size import faithful_tensor_bits
 from .solver import METHODS, Method, Budget, ADMMCallback, get_method
-from .experiments import DenseModels, recipe, run_method, sweep, BACKENDS as SWEEP_BACKENDS, _check_reachable
+from .experiments import DenseModels, recipe, run_method, sweep, uses_guard, BACKENDS as SWEEP_BACKENDS, _check_reachable
 
 # %% auto #0
-__all__ = ['BITS_CHOICES', 'KEEP_LABELS', 'BACKENDS', 'FIGURES', 'SETTINGS', 'nominal_cr', 'keep_for_cr', 'RunControl', 'LiveLog',
-           'pick_backend', 'LiveFigure', 'Throttle', 'make_figures', 'draw_train', 'draw_layers', 'draw_layer',
-           'draw_trade', 'device_label', 'make_controls', 'parse_crs', 'ray_missing', 'make_sweep_controls',
-           'Dashboard']
+__all__ = ['BITS_CHOICES', 'KEEP_LABELS', 'BACKENDS', 'FIGURES', 'SETTINGS', 'ATTACKS', 'MAX_STEPS', 'MAX_REPLAYS', 'nominal_cr',
+           'keep_for_cr', 'RunControl', 'LiveLog', 'guard_note', 'pick_backend', 'LiveFigure', 'Throttle',
+           'make_figures', 'draw_train', 'draw_layers', 'draw_layer', 'trained_with', 'draw_trade', 'device_label',
+           'make_controls', 'parse_crs', 'ray_missing', 'make_sweep_controls', 'Dashboard']
 
 # %% ../nbs/30_dashboard.ipynb #c32a7630
 BITS_CHOICES = (32, 16, 8, 6, 4, 3, 2, 1)
@@ -92,7 +92,7 @@ class LiveLog(Callback):
             raise ValueError(f"refresh_s must be a number of seconds >= 0, got {refresh_s!r}")
         self.n_dense, self.control, self.on_refresh = n_dense, control or RunControl(), on_refresh
         self.refresh_s, self.stage_names = float(refresh_s), list(stages)
-        self.chunks, self.epochs, self.stage_starts, self.n_refresh = [], [], [], 0
+        self.chunks, self.epochs, self.stage_starts, self.guard, self.n_refresh = [], [], [], [], 0
         self.offset, self._buf, self._t = 0, [], 0.0
 
     @property
@@ -151,10 +151,21 @@ def after_epoch(self: LiveLog):
     self.epochs.append(dict(stage=self.stage, epoch=len(self.epochs) + 1, step=self.global_step,
                             train_loss=rec.get('train_loss'), test_clean_acc=rec.get('test_clean_acc'),
                             test_robust_acc=min(rob) if rob else None))
+    if rec.get('guard_collapse'):   # the overfitting guard restored older weights (it logs before History closes the epoch)
+        self.guard.append(dict(stage=self.stage, epoch=rec['epoch'], acc=rec.get('guard_acc'), restored_epoch=rec.get('guard_restored_epoch')))
     self._refresh('epoch')
 
 @patch
 def after_fit(self: LiveLog): self._close(); self._refresh('fit')
+
+# %% ../nbs/30_dashboard.ipynb #e518403c
+def guard_note(events) -> str:
+    "The overfitting guard's events (a `LiveLog`'s `guard`, or a row's) as a note for the status line: '' when none, else the last collapse."
+    if not events: return ''
+    e, n = events[-1], len(events)
+    where = f" of stage {e['stage']}" if e.get('stage') else ''
+    return (f"; guard: robust accuracy collapsed to {e['acc']:.3f} at epoch {e['epoch']}{where}, the weights of epoch "
+            f"{e['restored_epoch']} restored" + (f" ({n} collapses)" if n > 1 else ''))
 
 # %% ../nbs/30_dashboard.ipynb #fdddea86
 BACKENDS = ('auto', 'widget', 'static')
@@ -326,25 +337,36 @@ def draw_layer(fig: LiveFigure, name: str, unit: nn.Module, replace: dict | None
     fig.update(fn)
 
 # %% ../nbs/30_dashboard.ipynb #4146c020
+def trained_with(row: dict) -> str | None:
+    "The name of a row's training attack, as `run_method` records it (`row['protocol']['train']`); None for natural training."
+    return ((row.get('protocol') or {}).get('train') or {}).get('name')
+
 def draw_trade(fig: LiveFigure, rows: list[dict]):
-    "Show finished (not stopped) rows: clean and worst-case accuracy against the faithful CR, one line per label."
+    "Show finished (not stopped) rows: clean and worst-case accuracy against the faithful CR, one line per label (and training attack, when the rows differ in it)."
     import plotly.graph_objects as go
     rows = [r for r in rows if not r.get('stopped')]
-    labels = list(dict.fromkeys(r['label'] for r in rows))
+    several = len({trained_with(r) for r in rows} - {None}) > 1
+    line = lambda r: f"{r['label']} ({trained_with(r)})" if several and trained_with(r) else r['label']
+    labels = list(dict.fromkeys(map(line, rows)))
     def fn(f):
         f.data = f.data[:2]   # the empty traces that keep both panels' axes
         for i, lab in enumerate(labels):
-            rs = sorted((r for r in rows if r['label'] == lab), key=lambda r: r['faithful_cr'])
+            rs = sorted((r for r in rows if line(r) == lab), key=lambda r: r['faithful_cr'])
             for col, key in ((1, 'clean_acc'), (2, 'worst_case_acc')):
                 f.add_trace(go.Scatter(x=[r['faithful_cr'] for r in rs], y=[r[key] for r in rs], mode='lines+markers', name=lab,
                                        legendgroup=lab, showlegend=col == 1, line=dict(color=_COLORS[i % len(_COLORS)]),
-                                       text=[f"weights kept {r.get('keep') or 1:.4g}, eps {r['eps']:g}" for r in rs]), 1, col)
+                                       text=[f"weights kept {r.get('keep') or 1:.4g}, eps {r['eps']:g}" + (f", trained with {trained_with(r)}" if trained_with(r) else '')
+                                             for r in rs]), 1, col)
         if rows: f.update_xaxes(autorange=True)
     fig.update(fn, batch=False)
 
 # %% ../nbs/30_dashboard.ipynb #448816fc
-SETTINGS = ('method', 'cr', 'keep', 'bits', 'eps', 'steps', 'epochs', 'dense_epochs')
+SETTINGS = ('method', 'cr', 'keep', 'bits', 'eps', 'attack', 'steps', 'replays', 'epochs', 'dense_epochs')
 "The dashboard's settings, in the order of their controls."
+ATTACKS = {'pgd': 'PGD-k', 'fgsm-rs': 'FGSM-RS', 'free': 'Free-m'}
+"The training attacks offered (kinds of `experiments.Recipe.train_attack`), with the names the control shows."
+MAX_STEPS, MAX_REPLAYS = 40, 10
+"The largest PGD steps and free-training replays the controls offer."
 
 def device_label(device=None) -> str:
     "The device a run uses, for people: 'GPU: <name>' or 'CPU (n threads)'."
@@ -357,7 +379,7 @@ def device_label(device=None) -> str:
 def _wide(W) -> dict: return dict(style={'description_width': '120px'}, layout=W.Layout(width='450px'))   # the controls' size
 
 def make_controls(units: list[str], # the layer names offered by the layer selector
-                  *, method: str, cr: float, bits: int, eps: float, steps: int, epochs: int, dense_epochs: int,
+                  *, method: str, cr: float, bits: int, eps: float, attack: str, steps: int, replays: int, epochs: int, dense_epochs: int,
                  ) -> dict:
     "The dashboard's widgets, by setting (`SETTINGS`) plus 'layer'; `Dashboard` adapts them to the chosen method."
     import ipywidgets as W
@@ -370,7 +392,9 @@ def make_controls(units: list[str], # the layer names offered by the layer selec
         keep=W.FloatLogSlider(value=1.0, description='weights kept', tooltip='fraction of the dense weights kept', **lg),
         bits=W.SelectionSlider(options=list(BITS_CHOICES), value=bits, description='bits', **sl),
         eps=W.FloatSlider(value=eps, min=0.0, max=0.5, step=0.005, readout_format='.3f', description='eps', **sl),
-        steps=W.IntSlider(value=steps, min=1, max=40, description='attack steps', **sl),
+        attack=W.Dropdown(options=[(v, k) for k, v in ATTACKS.items()], value=attack, description='training attack', **st),
+        steps=W.IntSlider(value=steps, min=1, max=MAX_STEPS, description='attack steps', tooltip='steps of the training PGD', **sl),
+        replays=W.IntSlider(value=replays, min=1, max=MAX_REPLAYS, description='replays', tooltip='free training: replays of each batch', **sl),
         epochs=W.IntSlider(value=epochs, min=1, max=30, description='epochs / stage', **sl),
         dense_epochs=W.IntSlider(value=dense_epochs, min=1, max=60, description='dense epochs', **sl),
         layer=W.Dropdown(options=units, description='layer', **st))
@@ -409,7 +433,9 @@ class Dashboard:
                  cr: float = 0.05, # initial target compression ratio (stored bits / dense bits), in [0.001, 1]
                  bits: int = 8, # initial bits (32: unquantized)
                  eps: float | None = None, # attack radius (default: the data set's)
+                 attack: str = 'pgd', # training attack (`ATTACKS`): 'pgd' (PGD with `steps`), 'fgsm-rs' or 'free' (`replays`); the single-step ones are guarded (`experiments.uses_guard`)
                  steps: int = 3, # training PGD steps (the evaluation uses `eval_steps`)
+                 replays: int = 4, # free training: replays of each batch
                  epochs: int = 2, # epochs per compression stage
                  dense_epochs: int | None = None, # epochs of the shared dense model (default: the recipe's `train_epochs`, 10 for digits)
                  n_eval_epoch: int = 128, # test examples evaluated after every epoch (0: none)
@@ -436,6 +462,8 @@ class Dashboard:
         self.template, self.N, method = clone_model(self.template), count_weights(self.template), get_method(method).name
         check_number(cr, 'cr', 1e-3, 1, what=' (target compression ratio: stored bits / dense bits)'); _bits(bits)
         if bits not in BITS_CHOICES: raise ValueError(f"bits must be one of {BITS_CHOICES} (32: unquantized), got {bits!r}")
+        check_choice(attack, 'attack', ATTACKS); check_int(steps, 'steps', 1, MAX_STEPS, what=' (training PGD steps)')
+        check_int(replays, 'replays', 1, MAX_REPLAYS, what=' (free training: replays of each batch)')
         dense_epochs = recipe(self.data).train_epochs if dense_epochs is None else check_int(dense_epochs, 'dense_epochs', 1)
         self.n_eval_epoch, self.eval_steps = check_int(n_eval_epoch, 'n_eval_epoch', 0), check_int(eval_steps, 'eval_steps', 1)
         self.protocol = check_choice(protocol, 'protocol', PROTOCOLS)
@@ -448,7 +476,7 @@ class Dashboard:
         crs = ', '.join(f"{v:.3g}" for v in parse_crs([max(1e-3, cr / 2), cr, min(1.0, 2 * cr)] if sweep_crs is None else sweep_crs))
         self.sweep_controls = make_sweep_controls(crs, sweep_backend)
         self.controls = make_controls(list(layer_units(self.template)), method=method, cr=cr, bits=bits, dense_epochs=dense_epochs,
-                                      eps=float(self.data.info.eps if eps is None else eps), steps=steps, epochs=epochs)
+                                      eps=float(self.data.info.eps if eps is None else eps), attack=attack, steps=steps, replays=replays, epochs=epochs)
         self._build_widget()
 
     def _ipython_display_(self):
@@ -465,7 +493,7 @@ _LEVELS = {'info': '#555', 'warning': '#b35900', 'error': '#c00'}
 
 @patch(as_prop=True)
 def settings(self: Dashboard) -> dict:
-    "The current settings, by name (`SETTINGS`): method, target CR, fraction kept, bits, eps, attack steps, epochs per stage, dense epochs."
+    "The current settings, by name (`SETTINGS`): method, target CR, fraction kept, bits, eps, training attack, its steps (PGD) and replays (free), epochs per stage, dense epochs."
     return {k: self.controls[k].value for k in SETTINGS}
 
 @patch
@@ -536,7 +564,17 @@ def _on_setting(self: Dashboard, key: str):
         if key == 'method': self._apply_method()
         elif key == 'cr': self._set_keep_from_cr(change['new'])
         elif key in ('keep', 'bits'): self._sync_cr()
+        elif key == 'attack': self._apply_attack()
     return handler
+
+# %% ../nbs/30_dashboard.ipynb #39d4696e
+@patch
+def _apply_attack(self: Dashboard):
+    "Enable the chosen training attack's own setting: the steps for PGD, the replays for free training."
+    c, kind = self.controls, self.controls['attack'].value
+    c['steps'].disabled, c['replays'].disabled = kind != 'pgd', kind != 'free'
+    c['attack'].tooltip = ('single-step training, watched by the catastrophic-overfitting guard' if kind != 'pgd'
+                           else 'multi-step PGD with a random start (Madry et al.)')
 
 # %% ../nbs/30_dashboard.ipynb #e8060c59
 @patch
@@ -593,7 +631,7 @@ def _build_widget(self: Dashboard):
     note = lambda s: W.HTML(f"<span style='color:#666;font-size:85%'>{html.escape(s)}</span>")
     for k in SETTINGS: c[k].observe(self._on_setting(k), names='value')
     c['layer'].observe(lambda ch: self._draw_layer(), names='value')
-    self._apply_method()
+    self._apply_method(); self._apply_attack()
     sc = self.sweep_controls; sc['backend'].observe(self._on_sweep_backend, names='value'); self._on_sweep_backend()
     self.figs = make_figures(self.backend)   # after the controls' changes: made earlier, two figures stayed blank in JupyterLab
     left = W.VBox([c[k] for k in SETTINGS] + [note(_CR_NOTE), W.HBox([b['start'], b['pause'], b['stop']]), sc['crs'], sc['backend'], b['sweep'],
@@ -606,7 +644,7 @@ def _build_widget(self: Dashboard):
 # %% ../nbs/30_dashboard.ipynb #3a584b86
 @patch
 def config(self: Dashboard) -> dict:
-    "The settings as one run: the `Method`, its `Budget`, eps, training attack, evaluation and epochs per stage; ValueError naming the setting when it cannot run."
+    "The settings as one run: the `Method`, its `Budget`, eps, training attack (and whether it is guarded), evaluation and epochs per stage; ValueError naming the setting when it cannot run."
     s = self.settings
     m = get_method(s['method'])
     if m.params and not s['keep'] < 1:
@@ -614,7 +652,8 @@ def config(self: Dashboard) -> dict:
     budget = m.check(Budget(keep=s['keep'] if m.params else None, bits=None if m.bits == 'none' else _bits(s['bits'])))
     eps = check_number(s['eps'], 'eps', 0, 1, lo_open=True, what=' (pixel units)')
     names = [st.name for st in m.stages(self.template, budget)]   # the method's own checks (e.g. a low-rank budget below rank 1)
-    return dict(method=m, budget=budget, eps=eps, attack=recipe(self.data).train_attack(eps, s['steps']),
+    attack = recipe(self.data).train_attack(eps, s['steps'], kind=s['attack'], replays=s['replays'])
+    return dict(method=m, budget=budget, eps=eps, attack=attack, guard=uses_guard(m, attack),
                 protocol=recipe(self.data).eval_protocol(eps, self.n_eval, self.protocol, pgd_steps=self.eval_steps), dense_epochs=s['dense_epochs'],
                 epochs=[s['dense_epochs'] if n == 'dense' else s['epochs'] for n in names])
 
@@ -682,10 +721,11 @@ def wait(self: Dashboard, timeout: float | None = None) -> bool:
 # %% ../nbs/30_dashboard.ipynb #8ce07406
 @patch
 def _on_refresh(self: Dashboard, log: LiveLog, kind: str):
-    "The `LiveLog` hook: the status line, then the figures through their throttles."
+    "The `LiveLog` hook: the status line (with a collapse the overfitting guard caught), then the figures through their throttles."
     t = log.trainer
     self.status.value = html.escape(f"{self._run_label}: stage {log.stage}, epoch {t.epochs_done if t else 0}/{t.epochs if t else 0}, "
-                                    f"step {log.global_step}" + (' (paused)' if kind == 'pause' else ' (pausing ...)' if self.control.paused else ''))
+                                    f"step {log.global_step}" + guard_note(log.guard)
+                                    + (' (paused)' if kind == 'pause' else ' (pausing ...)' if self.control.paused else ''))
     self._throttles['train'](lambda: draw_train(self.figs['train'], log), force=kind in ('fit', 'pause'))
     if kind != 'step' and self._throttles['layers'](self._draw_layers): self._layer_dirty = False   # the run's end draws them anyway
     elif self._layer_dirty: self._draw_layer(*self._layer_source()); self._layer_dirty = False
@@ -709,7 +749,8 @@ def _finish(self: Dashboard, row: dict | None, what: str):
     "Reset the status, message, buttons and figures; then, last, mark the run finished."
     s = what if row is None else (f"{row['label']} {what}: faithful CR {row['faithful_cr']:.3g}, clean {row['clean_acc']:.3f}, "
                                   f"{row['headline'].replace('_', ' ')} {row['worst_case_acc']:.3f} on {row['n_eval']} test examples "
-                                  f"({row['protocol']['eval']['name']})")
+                                  f"({row['protocol']['eval']['name']})" + (f", trained with {trained_with(row)}" if trained_with(row) else '')
+                                  + guard_note(row.get('guard')))
     if row is not None and row.get('masked'):
         self._message(f"{row['label']}: masking suspected ({', '.join(row['masking_flags'])}): its robust accuracy includes "
                       "the gradient-free attack; see the evaluation tutorial", 'warning')
@@ -722,11 +763,15 @@ def _finish(self: Dashboard, row: dict | None, what: str):
     self._running = self._sweeping = False
 
 # %% ../nbs/30_dashboard.ipynb #2701a564
+def _training(m: Method, attack) -> str:
+    "How a run of `m` trains, for its live label: natural training, or the attack's name and whether the overfitting guard watches it."
+    return 'natural training' if m.natural else attack.name + (' + overfitting guard' if uses_guard(m, attack) else '')
+
 @patch
 def _dense_start(self: Dashboard, cfg: dict) -> tuple[dict, nn.Module]:
     "The shared dense adversarial model for this run's key (`DenseModels`): trained live, and added to the curve, the first time."
     fresh = DenseModels.key(self.data, self.model_name, cfg['attack'], self.seed, cfg['dense_epochs']) not in self.dense.cache
-    cbs = self._live(cfg, 'shared dense model', ['dense']) if fresh else []
+    cbs = self._live(cfg, f"shared dense model [{_training(get_method('DA'), cfg['attack'])}]", ['dense']) if fresh else []
     row, model = self.dense.get(self.data, clone_model(self.template), self.model_name, attack=cfg['attack'], seed=self.seed,
                                 epochs=cfg['dense_epochs'], eps=cfg['eps'], protocol=cfg['protocol'],
                                 device=self.device, callbacks=cbs)
@@ -737,7 +782,8 @@ def _dense_start(self: Dashboard, cfg: dict) -> tuple[dict, nn.Module]:
 def _live_run(self: Dashboard, cfg: dict, pretrained: nn.Module | None = None) -> tuple[dict, nn.Module]:
     "The method's run: one `run_method` call with the live callbacks, from `pretrained` when given."
     m, b = cfg['method'], cfg['budget']
-    cbs = self._live(cfg, m.label(b), [s.name for s in m.stages(self.template, b, epochs=cfg['epochs'], pretrained=pretrained is not None)])
+    cbs = self._live(cfg, f"{m.label(b)} [{_training(m, cfg['attack'])}]",
+                     [s.name for s in m.stages(self.template, b, epochs=cfg['epochs'], pretrained=pretrained is not None)])
     return run_method(m, self.data, clone_model(self.template), b, attack=cfg['attack'], protocol=cfg['protocol'], eps=cfg['eps'],
                       seed=self.seed, model_name=self.model_name, return_model=True, epochs=cfg['epochs'],
                       pretrained=pretrained, device=self.device, callbacks=cbs)
@@ -796,7 +842,7 @@ def _sweep(self: Dashboard, cfg: dict):
     def on_row(row):
         rows.append(row)
         if row.get('status', 'ok') == 'ok': self._add(row)
-        self.status.value = html.escape(f"{name}: {len(rows)}/{n} cells done")
+        self.status.value = html.escape(f"{name}: {len(rows)}/{n} cells done" + guard_note(row.get('guard')))
         if self.control.stopped: raise _SweepStopped()
     try:
         self.status.value = html.escape(f"{name}: starting {n} cells")

@@ -23,10 +23,10 @@ from . import hydra as _hydra   # registers HYDRA: every user of the registry (s
 from .checks import check_int, check_number, check_choice, atomic_write, require_extra
 
 # %% auto #0
-__all__ = ['RECIPES', 'KEY', 'BACKENDS', 'Recipe', 'recipe', 'teaching_protocol', 'row_key', 'uncompressible_layers', 'Trained',
-           'train_method', 'measure', 'run_method', 'results_paths', 'save_rows', 'load_rows', 'DenseModels',
-           'sweep_plan', 'sweep', 'sweep_ray', 'curves', 'plot_tradeoff', 'pareto_front', 'plot_pareto',
-           'results_table', 'write_report']
+__all__ = ['TRAIN_ATTACKS', 'RECIPES', 'SINGLE_STEP', 'KEY', 'BACKENDS', 'Recipe', 'recipe', 'teaching_protocol', 'uses_guard',
+           'row_key', 'uncompressible_layers', 'Trained', 'train_method', 'measure', 'run_method', 'results_paths',
+           'save_rows', 'load_rows', 'DenseModels', 'sweep_plan', 'sweep', 'sweep_ray', 'curves', 'plot_tradeoff',
+           'pareto_front', 'plot_pareto', 'results_table', 'write_report']
 
 # %% ../nbs/21_experiments.ipynb #a13caab2
 @dataclass(frozen=True)
@@ -44,9 +44,19 @@ class Recipe:
         "The evaluation protocol `name` (default: the recipe's) at `eps`, with the recipe's PGD steps."
         return get_protocol(name or self.protocol, eps, n_examples=n_examples, **{'pgd_steps': self.eval_steps, **settings})
 
-    def train_attack(self, eps: float, steps: int | None = None) -> PGD:
-        "The training attack: PGD with a random start, `steps` (default `train_steps`) of 2.5 eps / steps."
-        return PGD(eps, steps=self.train_steps if steps is None else steps)
+    def train_attack(self, eps: float, steps: int | None = None, kind: str = 'pgd', replays: int | None = None, alpha: float | None = None):
+        """The training attack `kind` (`TRAIN_ATTACKS`): 'pgd', PGD with a random start, `steps` (default `train_steps`) of 2.5 eps / steps;
+        'fgsm'; 'fgsm-rs', one step of 1.25 eps from a random start; 'free', `replays` (default 4) of each batch. `steps` is PGD's and
+        `replays` Free's (the other kinds ignore them); `alpha` overrides the step size."""
+        check_choice(kind, 'attack', TRAIN_ATTACKS)
+        if kind == 'pgd': return PGD(eps, alpha=alpha, steps=self.train_steps if steps is None else steps)
+        if kind == 'fgsm' and alpha is not None: raise ValueError(f"alpha: FGSM's step is eps (got alpha={alpha!r}); 'fgsm-rs' takes a step size")
+        if kind == 'fgsm': return FGSM(eps)
+        if kind == 'fgsm-rs': return FGSMRS(eps, alpha=alpha)
+        return Free(eps, replays=4 if replays is None else replays, alpha=alpha)
+
+TRAIN_ATTACKS = ('pgd', 'fgsm', 'fgsm-rs', 'free')
+"The kinds of training attack (`Recipe.train_attack`): PGD (Madry et al.), FGSM, FGSM with a random start, free training."
 
 RECIPES = {'digits': Recipe('small_cnn', 64, 10, 3),
            'mnist': Recipe('lenet5', 128, 10, 2, eval_steps=40), 'fashion_mnist': Recipe('lenet5', 128, 10, 2, eval_steps=40),
@@ -66,6 +76,18 @@ def teaching_protocol(eps: float, # L-inf radius in pixel units
                      ) -> Protocol:
     "The teaching protocol: FGSM and PGD with a random start. Fast, and an upper bound on robust accuracy, labelled so."
     return get_protocol('teaching', eps, n_examples=n_examples, pgd_steps=steps, **settings)
+
+# %% ../nbs/21_experiments.ipynb #d353ca76
+SINGLE_STEP = (FGSM, FGSMRS, Free)
+"The training attacks guarded against catastrophic overfitting by default (one gradient step per example and update)."
+
+def uses_guard(method, # a registered method name (any case) or a `Method`
+               attack, # the training attack
+               guard: bool | None = None, # True/False: on/off for any attack; None: on for the `SINGLE_STEP` attacks
+              ) -> bool:
+    "Whether a run of `method` trained with `attack` is watched by a `train.OverfitGuard` (never a natural method: it trains without the attack)."
+    if guard is not None and not isinstance(guard, bool): raise TypeError(f"guard must be True, False or None (single-step attacks), got {guard!r}")
+    return not get_method(method).natural and (isinstance(attack, SINGLE_STEP) if guard is None else guard)
 
 # %% ../nbs/21_experiments.ipynb #6e6063c3
 KEY = ('method', 'keep', 'k', 'bits', 'eps', 'seed', 'data', 'model')
@@ -186,7 +208,7 @@ def run_method(method, # a registered method name (any case) or a `Method`
                n_train: int | None = None, n_test: int | None = None, batch_size: int | None = None, root=None, # when `data` is a name
                model_name: str | None = None, # name recorded for a module `model` (default: its class name)
                return_model: bool = False, # also return the deployed model: (row, model)
-               guard: bool | None = None, # catastrophic-overfitting guard (`train.OverfitGuard` on the first 256 test examples); None: on for the single-step training attacks (FGSM, FGSM-RS, Free)
+               guard: bool | None = None, # catastrophic-overfitting guard (`train.OverfitGuard` on the first 256 test examples); None: on for the single-step training attacks (`uses_guard`)
                **train_options, # `train_method`'s options: epochs, epochs_scale, pretrained, device, callbacks, lr, loss, floor, ...
               ) -> dict:
     "Build, train and measure one method at one budget: one row of results."
@@ -198,7 +220,7 @@ def run_method(method, # a registered method name (any case) or a `Method`
     protocol = recipe(data).eval_protocol(eps, n_eval) if protocol is None else protocol
     if not isinstance(protocol, Protocol): raise TypeError(f"protocol must be an evaluation.Protocol (get_protocol), got {type(protocol).__name__}")
     N = count_weights(model)
-    g = OverfitGuard(data.test) if not m.natural and (isinstance(attack, (FGSM, FGSMRS, Free)) if guard is None else guard) else None
+    g = OverfitGuard(data.test) if uses_guard(m, attack, guard) else None
     cbs = [*train_options.pop('callbacks', ()), *([g] if g is not None else [])]
     tr = train_method(m, model, budget, data, attack=attack, seed=seed, callbacks=cbs, **train_options)
     ms = measure(tr.model, data, protocol, n_dense=N, seed=seed)
