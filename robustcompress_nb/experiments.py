@@ -171,16 +171,20 @@ def measure(model: nn.Module, # a deployed model
             n_dense: int, # N of the dense model, for the compression ratios
             seed: int = 0, # seeds the attacks' random starts
             diagnostics: bool = True, # run the protocol's masking diagnostics
+            evaluate: bool = True, # False: the size only, every accuracy field None (a model nobody will use)
            ) -> dict:
     "Size (faithful and honest, against the dense N) and accuracy under `protocol`, in eval mode: the measured fields of a row."
     t0 = time.perf_counter()
-    ev = evaluate_protocol(model, data.test, protocol, seed=seed, diagnostics=diagnostics)
     x = next(iter(data.test))[0][:1]
     sz = model_size(model, dense_weights=n_dense, example_input=x.to(next(model.parameters()).device))
+    head = 'robust_upper_bound' if protocol.upper_bound else 'robust_acc'
+    ev = (evaluate_protocol(model, data.test, protocol, seed=seed, diagnostics=diagnostics) if evaluate else
+          dict(clean_acc=None, attack_acc={}, worst_case_acc=None, headline=head, **{head: None}, masked=None, masking_flags=[],
+               diagnostics=None, n=None, protocol_spec=protocol.spec()))
     return dict(**{k: sz[k] for k in _SIZE_KEYS}, clean_acc=ev['clean_acc'], attack_acc=dict(ev['attack_acc']),
                 worst_case_acc=ev['worst_case_acc'], headline=ev['headline'], **{ev['headline']: ev[ev['headline']]},
-                masked=ev['masked'], masking_flags=list(ev['masking_flags']), n_eval=ev['n'], eval_protocol=ev['protocol_spec'],
-                eval_seconds=round(time.perf_counter() - t0, 3))
+                masked=ev['masked'], masking_flags=list(ev['masking_flags']), diagnostics=ev['diagnostics'], n_eval=ev['n'],
+                eval_protocol=ev['protocol_spec'], eval_seconds=round(time.perf_counter() - t0, 3))
 
 # %% ../nbs/21_experiments.ipynb #5bb9b9d5
 def _as_data(data, *, root=None, n_train=None, n_test=None, batch_size=None, seed=0) -> Data:
@@ -209,6 +213,7 @@ def run_method(method, # a registered method name (any case) or a `Method`
                model_name: str | None = None, # name recorded for a module `model` (default: its class name)
                return_model: bool = False, # also return the deployed model: (row, model)
                guard: bool | None = None, # catastrophic-overfitting guard (`train.OverfitGuard` on the first 256 test examples); None: on for the single-step training attacks (`uses_guard`)
+               evaluate_stopped: bool = True, # evaluate a stopped run's model too (False: its row has the size, no accuracies)
                **train_options, # `train_method`'s options: epochs, epochs_scale, pretrained, device, callbacks, lr, loss, floor, ...
               ) -> dict:
     "Build, train and measure one method at one budget: one row of results."
@@ -223,12 +228,12 @@ def run_method(method, # a registered method name (any case) or a `Method`
     g = OverfitGuard(data.test) if uses_guard(m, attack, guard) else None
     cbs = [*train_options.pop('callbacks', ()), *([g] if g is not None else [])]
     tr = train_method(m, model, budget, data, attack=attack, seed=seed, callbacks=cbs, **train_options)
-    ms = measure(tr.model, data, protocol, n_dense=N, seed=seed)
+    ms = measure(tr.model, data, protocol, n_dense=N, seed=seed, evaluate=evaluate_stopped or not tr.stopped)
     k = budget.params(N) if budget.sized else None
     row = dict(method=m.name, label=m.label(budget), keep=budget.keep, k=k, bits=budget.bits, eps=eps, seed=seed,
                data=data.info.name, model=model_name, n_train=data.info.n_train, n_test=data.info.n_test,
                **{k_: ms[k_] for k_ in _SIZE_KEYS + ('clean_acc', 'attack_acc', 'worst_case_acc', 'headline', ms['headline'],
-                                                     'masked', 'masking_flags', 'n_eval')},
+                                                     'masked', 'masking_flags', 'diagnostics', 'n_eval')},
                protocol=dict(train=None if m.natural else {'name': attack.name, **attack.protocol, 'loss': train_options.get('loss', 'adversarial')},
                              eval=ms['eval_protocol'], text=ms['eval_protocol']['text'], model_mode='eval', n=ms['n_eval']),
                stages=[s.name for s in tr.stages], epochs=[s.epochs for s in tr.stages],
@@ -288,8 +293,9 @@ class DenseModels:
         "The (DA row, trained model) for this key, trained by `run_method('da', ...)` the first time."
         key = self.key(data, model_name, attack, seed, epochs)
         if key not in self.cache:
-            row, m = run_method('da', data, model, attack=attack, epochs=epochs, seed=seed, model_name=model_name, return_model=True, **options)
-            if row['stopped']: return row, m   # a stopped dense run is not shared
+            row, m = run_method('da', data, model, attack=attack, epochs=epochs, seed=seed, model_name=model_name, return_model=True,
+                                evaluate_stopped=False, **options)
+            if row['stopped']: return row, m   # a stopped dense run is not shared (nor evaluated: nobody uses it)
             self.cache[key] = (row, m)
         return self.cache[key]
 
