@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['NORMS', 'input_grad', 'fgsm', 'random_start', 'project', 'pgd', 'fmt_eps', 'Attack', 'FGSM', 'PGD', 'FGSMRS', 'Free',
-           'RandomNoise', 'frozen_params', 'AutoAttack']
+           'RandomNoise', 'AutoAttack', 'frozen_params']
 
 # %% ../nbs/02_attacks.ipynb #19758efa
 NORMS = ('Linf', 'L2')
@@ -382,17 +383,7 @@ def _import_pyautoattack():
                           "pyautoattack==0.2.0  (or reinstall: pip install robustcompress_nb[autoattack])") from e
     return pyautoattack
 
-@contextmanager
-def frozen_params(model: nn.Module):
-    "Temporarily set `requires_grad=False` on all parameters; restore every flag afterwards (`.grad` is never touched)."
-    params = list(model.parameters())
-    flags = [p.requires_grad for p in params]
-    try:
-        for p in params: p.requires_grad_(False)
-        yield model
-    finally:
-        for p, f in zip(params, flags): p.requires_grad_(f)
-
+# %% ../nbs/02_attacks.ipynb #2d91341d
 class AutoAttack(Attack):
     "Adapter over `pyautoattack.AutoAttack` as an attack spec: `AutoAttack(eps)(model, x, y) -> x_adv`."
     def __init__(self, eps: float, # radius in pixel units
@@ -424,55 +415,77 @@ class AutoAttack(Attack):
 
     def __eq__(self, other): return type(other) is type(self) and repr(other) == repr(self)
     def __hash__(self): return hash(repr(self))
-    @property
-    def gradient_free(self): return set(self.attacks) == {'square'}
-    @property
-    def name(self):
-        "'AutoAttack' for the standard suite, the attack's name for one attack (e.g. 'APGD-T'), else 'AutoAttack-<version>'."
-        if self.version == 'custom' and len(self.attacks) == 1: return _AA_NAMES[self.attacks[0]]
-        return 'AutoAttack' if self.version == 'standard' else f"AutoAttack-{self.version}"
-    @property
-    def protocol(self):
-        return dict(attack='AutoAttack', norm=self.norm, eps=self.eps, alpha=None, steps=self.n_iter or 100,
-                    restarts=self.n_restarts, random_start=True, version=self.version, attacks=list(self.attacks),
-                    n_queries=self.n_queries or 5000, seed=self.seed)
-    def describe(self):
-        s = f"{self.norm} eps={fmt_eps(self.eps)}"
-        if not (self.version == 'custom' and len(self.attacks) == 1): s += f", {self.version}: {', '.join(self.attacks)}"
-        if self.n_iter: s += f", {self.n_iter} iterations"
-        if self.n_queries and 'square' in self.attacks: s += f", {self.n_queries} queries"
-        if self.n_restarts:
-            s += f", {self.n_restarts} restart{'s' if self.n_restarts > 1 else ''}" + ('' if self.attacks == ['apgd-ce'] else ' of APGD-CE')
-        return s
 
-    def _adversary(self, model, device, n_classes):
-        pyaa = _import_pyautoattack()
-        kw = dict(attacks=self.attacks) if self.version == 'custom' else {}
-        adv = pyaa.AutoAttack(model, device=device, eps=self.eps, norm=self.norm, seed=self.seed, version=self.version, **kw)
-        adv.verbose = False
-        n_t = min(9, n_classes - 1)
-        adv.apgd_targeted.n_target_classes = n_t; adv.fab.n_target_classes = n_t
-        if self.n_iter:
-            for a in (adv.apgd, adv.apgd_targeted):
-                a.n_iter = a.n_iter_orig = self.n_iter
-                a.n_iter_2, a.n_iter_min, a.size_decr = (max(int(f * self.n_iter), 1) for f in (0.22, 0.06, 0.03))
-            adv.fab.n_iter = self.n_iter
-        if self.n_queries: adv.square.n_queries = self.n_queries
-        if self.n_restarts: adv.apgd.n_restarts = self.n_restarts
-        return adv
+# %% ../nbs/02_attacks.ipynb #8c912cbb
+@patch(as_prop=True)
+def gradient_free(self:AutoAttack): return set(self.attacks) == {'square'}
 
-    def __call__(self, model, x, y):
-        _check_xy(x, y)
-        x, y = _plain(x), _plain(y).to(x.device)
-        if self.eps == 0 or len(x) == 0: return x.clone()
-        with torch.no_grad(): logits = model(x)
-        _check_logits(logits, y)
-        adv = self._adversary(model, x.device, logits.shape[1])
-        tracer, log = sys.gettrace(), logging.getLogger('auto-attack')
-        level = log.level
-        try:
-            log.setLevel(logging.ERROR)  # its warnings (e.g. zero gradients) are what evaluation's masking diagnostics report
-            with frozen_params(model), torch.no_grad():
-                x_adv, _ = adv.run_standard_evaluation(x, y, batch_size=len(x))
-        finally: sys.settrace(tracer); log.setLevel(level)
-        return x_adv.detach()
+@patch(as_prop=True)
+def name(self:AutoAttack):
+    "'AutoAttack' for the standard suite, the attack's name for one attack (e.g. 'APGD-T'), else 'AutoAttack-<version>'."
+    if self.version == 'custom' and len(self.attacks) == 1: return _AA_NAMES[self.attacks[0]]
+    return 'AutoAttack' if self.version == 'standard' else f"AutoAttack-{self.version}"
+
+@patch(as_prop=True)
+def protocol(self:AutoAttack):
+    return dict(attack='AutoAttack', norm=self.norm, eps=self.eps, alpha=None, steps=self.n_iter or 100,
+                restarts=self.n_restarts, random_start=True, version=self.version, attacks=list(self.attacks),
+                n_queries=self.n_queries or 5000, seed=self.seed)
+
+@patch
+def describe(self:AutoAttack):
+    s = f"{self.norm} eps={fmt_eps(self.eps)}"
+    if not (self.version == 'custom' and len(self.attacks) == 1): s += f", {self.version}: {', '.join(self.attacks)}"
+    if self.n_iter: s += f", {self.n_iter} iterations"
+    if self.n_queries and 'square' in self.attacks: s += f", {self.n_queries} queries"
+    if self.n_restarts:
+        s += f", {self.n_restarts} restart{'s' if self.n_restarts > 1 else ''}" + ('' if self.attacks == ['apgd-ce'] else ' of APGD-CE')
+    return s
+
+# %% ../nbs/02_attacks.ipynb #734775db
+@contextmanager
+def frozen_params(model: nn.Module):
+    "Temporarily set `requires_grad=False` on all parameters; restore every flag afterwards (`.grad` is never touched)."
+    params = list(model.parameters())
+    flags = [p.requires_grad for p in params]
+    try:
+        for p in params: p.requires_grad_(False)
+        yield model
+    finally:
+        for p, f in zip(params, flags): p.requires_grad_(f)
+
+# %% ../nbs/02_attacks.ipynb #bbe3db14
+@patch
+def _adversary(self:AutoAttack, model, device, n_classes):
+    pyaa = _import_pyautoattack()
+    kw = dict(attacks=self.attacks) if self.version == 'custom' else {}
+    adv = pyaa.AutoAttack(model, device=device, eps=self.eps, norm=self.norm, seed=self.seed, version=self.version, **kw)
+    adv.verbose = False
+    n_t = min(9, n_classes - 1)
+    adv.apgd_targeted.n_target_classes = n_t; adv.fab.n_target_classes = n_t
+    if self.n_iter:
+        for a in (adv.apgd, adv.apgd_targeted):
+            a.n_iter = a.n_iter_orig = self.n_iter
+            a.n_iter_2, a.n_iter_min, a.size_decr = (max(int(f * self.n_iter), 1) for f in (0.22, 0.06, 0.03))
+        adv.fab.n_iter = self.n_iter
+    if self.n_queries: adv.square.n_queries = self.n_queries
+    if self.n_restarts: adv.apgd.n_restarts = self.n_restarts
+    return adv
+
+# %% ../nbs/02_attacks.ipynb #4ae47b34
+@patch
+def __call__(self:AutoAttack, model, x, y):
+    _check_xy(x, y)
+    x, y = _plain(x), _plain(y).to(x.device)
+    if self.eps == 0 or len(x) == 0: return x.clone()
+    with torch.no_grad(): logits = model(x)
+    _check_logits(logits, y)
+    adv = self._adversary(model, x.device, logits.shape[1])
+    tracer, log = sys.gettrace(), logging.getLogger('auto-attack')
+    level = log.level
+    try:
+        log.setLevel(logging.ERROR)  # its warnings (e.g. zero gradients) are what evaluation's masking diagnostics report
+        with frozen_params(model), torch.no_grad():
+            x_adv, _ = adv.run_standard_evaluation(x, y, batch_size=len(x))
+    finally: sys.settrace(tracer); log.setLevel(level)
+    return x_adv.detach()
