@@ -350,19 +350,8 @@ def _importance(importance):
     return tp.importance.MagnitudeImportance(normalizer=None, **presets[importance])
 
 # %% ../nbs/13_layers.ipynb #3d7449ec
-def prune_channels(model: nn.Module,
-                   example_inputs: Tensor, # a batch the model accepts (used to trace the graph, in eval mode)
-                   *,
-                   ratio: float | None = None, # fraction of each group's channels to KEEP, in (0, 1]
-                   n_keep: int | dict | None = None, # channels to keep per group, or {root layer name: n_keep}
-                   importance='l2', # 'l2' | 'l1' | 'group_l2' | a torch-pruning Importance
-                   ignored_layers='auto', # names or modules never pruned; 'auto' = the last Conv2d/Linear
-                  ) -> nn.Module:
-    "A copy of `model` with output channels physically removed through torch-pruning's dependency graph."
-    from robustcompress_nb.constraints import keep_count   # here, not at import: constraints -> size -> layers
-    try: import torch_pruning as tp
-    except ImportError as e:
-        raise ImportError('prune_channels needs torch-pruning: pip install torch-pruning==1.6.1') from e
+def _check_prune_args(model: nn.Module, ratio, n_keep):
+    "Refuse, before any work, a budget that is not exactly one of `ratio`/`n_keep`, or a model `prune_channels` cannot rewrite."
     if (ratio is None) == (n_keep is None): raise ValueError('give exactly one of ratio= or n_keep=')
     if ratio is not None and not (isinstance(ratio, (int, float)) and 0 < ratio <= 1):
         raise ValueError(f'ratio must be in (0, 1], got {ratio!r}')
@@ -372,10 +361,10 @@ def prune_channels(model: nn.Module,
             raise ValueError(f'n_keep must be an int >= 1 or a dict name -> int >= 1, got {n_keep!r}')
     if prune.is_pruned(model): raise ValueError('the model carries torch.nn.utils.prune masks: call remove_masks first')
     if atmc_layers(model): raise ValueError('the model has ATMC layers: call atmc_merge first')
-    imp = _importance(importance)
-    new = clone_model(model)
-    names = {id(m): n for n, m in new.named_modules()}
-    convlin = [n for n, m in new.named_modules() if isinstance(m, (nn.modules.conv._ConvNd, nn.Linear))]
+
+# %% ../nbs/13_layers.ipynb #45bca77e
+def _ignored_modules(model: nn.Module, new: nn.Module, ignored_layers, convlin: list) -> list:
+    "The modules of the copy `new` that `ignored_layers` names (names, or modules of `model`); 'auto': the last Conv2d/Linear."
     if ignored_layers == 'auto': ignored_layers = convlin[-1:]
     orig2new = {id(a): b for a, b in zip(model.modules(), new.modules())}
     ignored = []
@@ -385,6 +374,46 @@ def prune_channels(model: nn.Module,
             except AttributeError: raise ValueError(f'ignored_layers names an unknown module {l!r}') from None
         elif isinstance(l, nn.Module) and id(l) in orig2new: ignored.append(orig2new[id(l)])
         else: raise ValueError(f'ignored_layers must hold names or modules of model, got {l!r}')
+    return ignored
+
+# %% ../nbs/13_layers.ipynb #fdb6c2a7
+def _prune_plan(DG, names: dict, ignored: list, ratio, n_keep, imp) -> list:
+    "(root module, handler, channels to drop) for every prunable group, all scored on the unpruned model."
+    from robustcompress_nb.constraints import keep_count   # here, not at import: constraints -> size -> layers
+    plan = []   # importances from the unpruned model, for every group, before any removal
+    for group in DG.get_all_groups(ignored_layers=ignored, root_module_types=[nn.modules.conv._ConvNd, nn.Linear]):
+        dep, idxs = group[0]
+        root, C = dep.target.module, len(idxs)
+        name = names.get(id(root))
+        if isinstance(n_keep, dict):
+            if name not in n_keep: continue
+            k = min(n_keep[name], C)
+        else: k = keep_count(C, ratio) if ratio is not None else min(n_keep, C)
+        if k >= C: continue
+        scores = imp(group)   # ties: the lower index is kept (as project_structured)
+        keep = set(torch.argsort(-scores.double(), stable=True)[:k].tolist())
+        plan.append((root, dep.handler, [i for i in range(C) if i not in keep]))
+    return plan
+
+# %% ../nbs/13_layers.ipynb #979af2ce
+def prune_channels(model: nn.Module,
+                   example_inputs: Tensor, # a batch the model accepts (used to trace the graph, in eval mode)
+                   *,
+                   ratio: float | None = None, # fraction of each group's channels to KEEP, in (0, 1]
+                   n_keep: int | dict | None = None, # channels to keep per group, or {root layer name: n_keep}
+                   importance='l2', # 'l2' | 'l1' | 'group_l2' | a torch-pruning Importance
+                   ignored_layers='auto', # names or modules never pruned; 'auto' = the last Conv2d/Linear
+                  ) -> nn.Module:
+    "A copy of `model` with output channels physically removed through torch-pruning's dependency graph."
+    try: import torch_pruning as tp
+    except ImportError as e:
+        raise ImportError('prune_channels needs torch-pruning: pip install torch-pruning==1.6.1') from e
+    _check_prune_args(model, ratio, n_keep)
+    imp = _importance(importance)
+    new = clone_model(model)
+    names = {id(m): n for n, m in new.named_modules()}
+    convlin = [n for n, m in new.named_modules() if isinstance(m, (nn.modules.conv._ConvNd, nn.Linear))]
+    ignored = _ignored_modules(model, new, ignored_layers, convlin)
     if isinstance(n_keep, dict):
         unknown = [k for k in n_keep if k not in convlin]
         if unknown: raise ValueError(f'n_keep names unknown layers {unknown}; Conv2d/Linear layers are {convlin}')
@@ -394,20 +423,7 @@ def prune_channels(model: nn.Module,
         with torch.no_grad(): out_shape = new(example_inputs).shape
         with torch.enable_grad():  # the graph is traced through autograd
             DG = tp.DependencyGraph().build_dependency(new, example_inputs=example_inputs, verbose=False)
-        plan = []   # importances from the unpruned model, for every group, before any removal
-        for group in DG.get_all_groups(ignored_layers=ignored, root_module_types=[nn.modules.conv._ConvNd, nn.Linear]):
-            dep, idxs = group[0]
-            root, C = dep.target.module, len(idxs)
-            name = names.get(id(root))
-            if isinstance(n_keep, dict):
-                if name not in n_keep: continue
-                k = min(n_keep[name], C)
-            else: k = keep_count(C, ratio) if ratio is not None else min(n_keep, C)
-            if k >= C: continue
-            scores = imp(group)   # ties: the lower index is kept (as project_structured)
-            keep = set(torch.argsort(-scores.double(), stable=True)[:k].tolist())
-            plan.append((root, dep.handler, [i for i in range(C) if i not in keep]))
-        for root, handler, drop in plan:
+        for root, handler, drop in _prune_plan(DG, names, ignored, ratio, n_keep, imp):
             g = DG.get_pruning_group(root, handler, drop)
             if DG.check_pruning_group(g): g.prune()
         with torch.no_grad(): new_shape = new(example_inputs).shape
