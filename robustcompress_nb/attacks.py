@@ -148,6 +148,7 @@ def _pgd_run(model, x, y, eps, alpha, steps, norm, random_start_, generator, che
             x_adv = project(x_adv + step, x, eps, norm)
     return x_adv
 
+# %% ../nbs/02_attacks.ipynb #e1cf39b8
 def _best_of(model, x, y, run, tries):
     """Call `run(idx)` (idx: indices of the examples to attack, None = all) up to `tries` times; per example keep
     the first result that fools the model, else the one with the highest loss. In eval mode only the examples not
@@ -171,6 +172,7 @@ def _best_of(model, x, y, run, tries):
             done[idx] |= fooled
     return best
 
+# %% ../nbs/02_attacks.ipynb #3aee6ef4
 def pgd(model: nn.Module, # classifier returning logits; used in its current mode
         x: torch.Tensor, # inputs (B, ...) in [0, 1], on any device
         y: torch.Tensor, # integer labels (B,)
@@ -199,14 +201,6 @@ def fmt_eps(v: float) -> str:
     k = v * 255
     if len(s) > 6 and abs(k - round(k)) < 1e-6 * max(1, k): return f"{round(k)}/255"
     return f"{v:.3g}"
-
-_STANDARD = {
-    ('mnist', 'eval'): (0.3, 0.01, 40), ('mnist', 'train'): (0.3, 0.01, 40),
-    ('fashion_mnist', 'eval'): (0.1, 0.01, 40), ('fashion_mnist', 'train'): (0.1, 0.01, 20),
-    ('cifar10', 'eval'): (8/255, 2/255, 20), ('cifar10', 'train'): (8/255, 2/255, 10),
-    ('svhn', 'eval'): (8/255, 2/255, 20), ('svhn', 'train'): (8/255, 2/255, 10),
-    ('cifar10', 'atmc'): (4/255, 1.25 * (4/255) / 7, 7),
-}
 
 class Attack:
     "Base class of attack specs: `spec(model, x, y) -> x_adv`, with `name`, `protocol` and `label`."
@@ -242,6 +236,7 @@ class FGSM(Attack):
         return dict(attack='FGSM', norm='Linf', eps=self.eps, alpha=self.eps, steps=1, restarts=1, random_start=False)
     def describe(self): return f"Linf eps={fmt_eps(self.eps)}"
 
+# %% ../nbs/02_attacks.ipynb #e29259b1
 @dataclass(frozen=True)
 class PGD(Attack):
     "Attack spec for `pgd`: `PGD(eps, alpha, steps)(model, x, y) -> x_adv`; see `PGD.standard` for common protocols."
@@ -260,31 +255,46 @@ class PGD(Attack):
     def __call__(self, model, x, y, generator=None):
         return pgd(model, x, y, eps=self.eps, alpha=self.alpha, steps=self.steps, norm=self.norm,
                    random_start=self.random_start, restarts=self.restarts, generator=generator)
-    @property
-    def name(self): return f"{'PGD' if self.random_start else 'BIM'}-{self.steps}" + ('-L2' if self.norm == 'L2' else '')
-    @property
-    def protocol(self):
-        return dict(attack='PGD', norm=self.norm, eps=self.eps, alpha=self.alpha, steps=self.steps,
-                    restarts=self.restarts, random_start=self.random_start)
-    def describe(self):
-        r = f"{self.restarts} restart{'s' if self.restarts > 1 else ''}" if self.random_start else "no random start"
-        return f"{self.norm} eps={fmt_eps(self.eps)}, alpha={fmt_eps(self.alpha)}, {r}"
-    @classmethod
-    def standard(cls, dataset, # a data set name ('mnist', 'cifar10', ...) or a `DataInfo` (uses its `name`, `eps`)
-                 purpose: str = 'eval', # 'eval', 'train' or 'atmc' (cifar10 only)
-                 **overrides, # any other field, e.g. restarts=5
-                ) -> PGD:
-        "The usual L-infinity PGD protocol for a data set (see the table above)."
-        name = getattr(dataset, 'name', dataset)
-        if (name, purpose) in _STANDARD: eps, alpha, steps = _STANDARD[name, purpose]
-        elif getattr(dataset, 'eps', None) is not None and purpose in ('eval', 'train'):
-            eps, steps = float(dataset.eps), 20 if purpose == 'eval' else 10
-            alpha = 2.5 * eps / steps
-        else:
-            known = sorted({f"{n}/{p}" for n, p in _STANDARD})
-            raise ValueError(f"no standard PGD protocol for dataset={name!r}, purpose={purpose!r}; known: {known}, "
-                             "or pass a DataInfo with an eps (purpose 'eval' or 'train')")
-        return cls(**{**dict(eps=eps, alpha=alpha, steps=steps), **overrides})
+
+# %% ../nbs/02_attacks.ipynb #157add72
+@patch(as_prop=True)
+def name(self:PGD): return f"{'PGD' if self.random_start else 'BIM'}-{self.steps}" + ('-L2' if self.norm == 'L2' else '')
+
+@patch(as_prop=True)
+def protocol(self:PGD):
+    return dict(attack='PGD', norm=self.norm, eps=self.eps, alpha=self.alpha, steps=self.steps,
+                restarts=self.restarts, random_start=self.random_start)
+
+@patch
+def describe(self:PGD):
+    r = f"{self.restarts} restart{'s' if self.restarts > 1 else ''}" if self.random_start else "no random start"
+    return f"{self.norm} eps={fmt_eps(self.eps)}, alpha={fmt_eps(self.alpha)}, {r}"
+
+# %% ../nbs/02_attacks.ipynb #a65483b7
+_STANDARD = {
+    ('mnist', 'eval'): (0.3, 0.01, 40), ('mnist', 'train'): (0.3, 0.01, 40),
+    ('fashion_mnist', 'eval'): (0.1, 0.01, 40), ('fashion_mnist', 'train'): (0.1, 0.01, 20),
+    ('cifar10', 'eval'): (8/255, 2/255, 20), ('cifar10', 'train'): (8/255, 2/255, 10),
+    ('svhn', 'eval'): (8/255, 2/255, 20), ('svhn', 'train'): (8/255, 2/255, 10),
+    ('cifar10', 'atmc'): (4/255, 1.25 * (4/255) / 7, 7),
+}
+
+@patch(cls_method=True)
+def standard(cls:PGD, dataset, # a data set name ('mnist', 'cifar10', ...) or a `DataInfo` (uses its `name`, `eps`)
+             purpose: str = 'eval', # 'eval', 'train' or 'atmc' (cifar10 only)
+             **overrides, # any other field, e.g. restarts=5
+            ) -> PGD:
+    "The usual L-infinity PGD protocol for a data set (see the table above)."
+    name = getattr(dataset, 'name', dataset)
+    if (name, purpose) in _STANDARD: eps, alpha, steps = _STANDARD[name, purpose]
+    elif getattr(dataset, 'eps', None) is not None and purpose in ('eval', 'train'):
+        eps, steps = float(dataset.eps), 20 if purpose == 'eval' else 10
+        alpha = 2.5 * eps / steps
+    else:
+        known = sorted({f"{n}/{p}" for n, p in _STANDARD})
+        raise ValueError(f"no standard PGD protocol for dataset={name!r}, purpose={purpose!r}; known: {known}, "
+                         "or pass a DataInfo with an eps (purpose 'eval' or 'train')")
+    return cls(**{**dict(eps=eps, alpha=alpha, steps=steps), **overrides})
 
 # %% ../nbs/02_attacks.ipynb #90eb0a01
 def _default_step(eps, factor: float):
