@@ -39,6 +39,7 @@ def _check_budget(eps, alpha=None, steps=None, restarts=None, norm='Linf'):
             raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
     if norm not in NORMS: raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
 
+# %% ../nbs/02_attacks.ipynb #ba3a068c
 def _check_xy(x, y):
     "Validate a batch: `x` floating point in [0, 1] with a batch dimension, `y` integer labels of shape (B,)."
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
@@ -57,6 +58,7 @@ def _check_xy(x, y):
             raise ValueError(f"x must lie in [0, 1] (pixel units; normalization belongs inside the model), "
                              f"got values in [{lo:.4g}, {hi:.4g}]")
 
+# %% ../nbs/02_attacks.ipynb #8106a509
 def _check_logits(logits, y):
     "Validate the model's output against the labels (once per attack, before the first loss)."
     if logits.ndim != 2 or logits.shape[0] != y.shape[0]:
@@ -124,6 +126,7 @@ def random_start(x: torch.Tensor, # clean inputs (B, ...) in [0, 1]
         delta = eps * (g / g.norm(dim=1, keepdim=True).clamp_min(1e-12))[:, :d].view_as(x)
     return (x + delta).clamp(0, 1)
 
+# %% ../nbs/02_attacks.ipynb #9b3405c2
 def project(x_adv: torch.Tensor, # candidate points (B, ...)
             x: torch.Tensor, # centres of the balls (B, ...)
             eps: float, # radius
