@@ -99,6 +99,23 @@ def format_report(result: dict, # a result of `evaluate`
     return " | ".join(parts)
 
 # %% ../nbs/03_evaluation.ipynb #7b8b056f
+def _eval_batch(model, xb, yb, specs: dict, robust: dict, seconds: dict) -> tuple[int, int]:
+    "One batch of `evaluate`: every attack on the clean-correct points; adds to `robust` and `seconds`, returns (clean, worst-case) counts."
+    _check_xy(xb, yb)
+    with torch.no_grad(): ok = model(xb).argmax(1) == yb
+    idx = ok.nonzero().squeeze(1)
+    alive = ok.clone()
+    for k, atk in specs.items():
+        surv = torch.zeros_like(ok)
+        if idx.numel():
+            t0 = time.perf_counter()
+            xa = atk(model, xb[idx], yb[idx])
+            with torch.no_grad(): surv[idx] = model(xa).argmax(1) == yb[idx]
+            seconds[k] += time.perf_counter() - t0
+        robust[k] += int(surv.sum()); alive &= surv
+    return int(ok.sum()), int(alive.sum())
+
+# %% ../nbs/03_evaluation.ipynb #0a32092d
 def evaluate(model: nn.Module, # classifier returning logits; put in eval mode during the call, restored after
              loader, # iterable of (x, y) batches with x in [0, 1] (e.g. `data.test`), or one pair (x, y)
              attacks=None, # dict name -> spec, a list of specs, one spec, or None (clean accuracy only)
@@ -126,19 +143,8 @@ def evaluate(model: nn.Module, # classifier returning logits; put in eval mode d
                 if n >= n_examples: break
                 xb, yb = xb[:n_examples - n], yb[:n_examples - n]
             xb, yb = xb.to(dev), yb.to(dev)
-            _check_xy(xb, yb)
-            with torch.no_grad(): ok = model(xb).argmax(1) == yb
-            idx = ok.nonzero().squeeze(1)
-            alive = ok.clone()
-            for k, atk in specs.items():
-                surv = torch.zeros_like(ok)
-                if idx.numel():
-                    t0 = time.perf_counter()
-                    xa = atk(model, xb[idx], yb[idx])
-                    with torch.no_grad(): surv[idx] = model(xa).argmax(1) == yb[idx]
-                    seconds[k] += time.perf_counter() - t0
-                robust[k] += int(surv.sum()); alive &= surv
-            n += len(yb); clean += int(ok.sum()); worst += int(alive.sum())
+            c, w = _eval_batch(model, xb, yb, specs, robust, seconds)
+            n += len(yb); clean += c; worst += w
     if n == 0: raise ValueError("loader yielded no examples")
     return EvalResult(clean_acc=clean / n, robust_acc={k: v / n for k, v in robust.items()},
                       worst_case_acc=worst / n, n=n, protocol={k: _protocol(a) for k, a in specs.items()},
@@ -582,6 +588,7 @@ def _pool_windows(m: nn.MaxPool2d, t: torch.Tensor) -> tuple[torch.Tensor, tuple
     shape = (B, C, (H - k[0]) // s[0] + 1, (W - k[1]) // s[1] + 1)
     return cols.transpose(1, 2).reshape(-1, k[0] * k[1]), shape
 
+# %% ../nbs/03_evaluation.ipynb #4504793a
 @torch.no_grad()
 def pool_ties(model: nn.Module, # a model with nn.MaxPool2d layers (run in eval mode, restored after)
               x: torch.Tensor, # inputs (B, C, H, W) in [0, 1]
