@@ -265,6 +265,32 @@ class Tucker2Conv2d(nn.Module):
 # %% ../nbs/13_layers.ipynb #05799e3c
 from .projections import rank_factors, tucker2_factors
 
+# %% ../nbs/13_layers.ipynb #6aaa7643
+def _svd_module(m: nn.Module, w: Tensor, rank: int) -> nn.Module:
+    "The two-layer replacement of a Linear or Conv2d `m` (weight `w`) at `rank`, from the truncated SVD."
+    L, R = rank_factors(w, rank)   # W ~ L @ R (matrix view), L = U sqrt(S), R = sqrt(S) V^T
+    if isinstance(m, nn.Linear):
+        new = LowRankLinear(m.in_features, m.out_features, rank, bias=m.bias is not None, device=w.device, dtype=w.dtype)
+        first, second = new.first, new.second
+    else:
+        new = LowRankConv2d(m, rank); first, second = new.first, new.second
+    with torch.no_grad():
+        first.weight.copy_(R.reshape(first.weight.shape)); second.weight.copy_(L.reshape(second.weight.shape))
+        if m.bias is not None: second.bias.copy_(m.bias)
+    return new
+
+def _tucker2_module(m: nn.Conv2d, w: Tensor, r_out: int, r_in: int, n_iter: int = 0) -> nn.Module:
+    "The three-layer replacement of Conv2d `m` (weight `w`) at ranks (r_out, r_in), from the Tucker-2 factors."
+    u_out, core, u_in = tucker2_factors(w, r_out, r_in, n_iter=n_iter)
+    new = Tucker2Conv2d(m, r_out, r_in)
+    with torch.no_grad():
+        new.first.weight.copy_(u_in.T.reshape(new.first.weight.shape))
+        new.core.weight.copy_(core)
+        new.last.weight.copy_(u_out.reshape(new.last.weight.shape))
+        if m.bias is not None: new.last.bias.copy_(m.bias)
+    return new
+
+# %% ../nbs/13_layers.ipynb #632bf73f
 def _lowrank_module(m: nn.Module, rank, name: str, n_iter: int = 0) -> nn.Module:
     "The low-rank replacement of `m` for `rank` (int or (r_out, r_in)), with the projections' factors."
     def bad(msg): return ValueError(f'ranks[{name!r}]: {msg}')
@@ -275,30 +301,14 @@ def _lowrank_module(m: nn.Module, rank, name: str, n_iter: int = 0) -> nn.Module
     if isinstance(rank, int):
         rmax = min(w.shape[0], w[0].numel())
         if not 1 <= rank <= rmax: raise bad(f'rank must be in 1..{rmax} for {_describe(m)} {tuple(w.shape)}, got {rank}')
-        L, R = rank_factors(w, rank)   # W ~ L @ R (matrix view), L = U sqrt(S), R = sqrt(S) V^T
-        if isinstance(m, nn.Linear):
-            new = LowRankLinear(m.in_features, m.out_features, rank, bias=m.bias is not None, device=w.device, dtype=w.dtype)
-            first, second = new.first, new.second
-        else:
-            new = LowRankConv2d(m, rank); first, second = new.first, new.second
-        with torch.no_grad():
-            first.weight.copy_(R.reshape(first.weight.shape)); second.weight.copy_(L.reshape(second.weight.shape))
-            if m.bias is not None: second.bias.copy_(m.bias)
-        return new
+        return _svd_module(m, w, rank)
     if not isinstance(m, nn.Conv2d): raise bad(f'an (r_out, r_in) pair needs a Conv2d, got {_describe(m)}')
     r_out, r_in = rank
     O, I, kh, kw = w.shape
     hi_out, hi_in = min(O, I * kh * kw), min(I, O * kh * kw)   # the ranks of the two unfoldings
     if not (1 <= r_out <= hi_out and 1 <= r_in <= hi_in):
         raise bad(f'(r_out, r_in) must be within (1..{hi_out}, 1..{hi_in}), got {tuple(rank)}')
-    u_out, core, u_in = tucker2_factors(w, r_out, r_in, n_iter=n_iter)
-    new = Tucker2Conv2d(m, r_out, r_in)
-    with torch.no_grad():
-        new.first.weight.copy_(u_in.T.reshape(new.first.weight.shape))
-        new.core.weight.copy_(core)
-        new.last.weight.copy_(u_out.reshape(new.last.weight.shape))
-        if m.bias is not None: new.last.bias.copy_(m.bias)
-    return new
+    return _tucker2_module(m, w, r_out, r_in, n_iter)
 
 # %% ../nbs/13_layers.ipynb #9f95af35
 def to_lowrank(model: nn.Module,
