@@ -473,41 +473,13 @@ class Trainer:
         if progress and not any(isinstance(cb, ProgressBar) for cb in cbs): cbs.append(ProgressBar())
         for cb in cbs: self.add_callback(cb)
 
-# %% ../nbs/04_train.ipynb #2a2a88bd
-@patch(as_prop=True)
-def epochs(self:Trainer):
-    "Length of the run in epochs (`config.epochs`)."
-    return self.config.epochs
-
-@patch(as_prop=True)
-def loss_name(self:Trainer):
-    "'natural', 'adversarial' or 'mixed' (`config.loss`)."
-    return self.config.loss
-
-@patch(as_prop=True)
-def attack(self:Trainer):
-    "The training attack spec (`config.attack`)."
-    return self.config.attack
-
-@patch(as_prop=True)
-def adv_weight(self:Trainer):
-    "Weight of the adversarial term of the mixed loss."
-    return self.config.adv_weight
-
-@patch(as_prop=True)
-def attack_mode(self:Trainer):
-    "Model mode while crafting training attacks."
-    return self.config.attack_mode
-
-@patch(as_prop=True)
-def seed(self:Trainer):
-    "The run's seed (`config.seed`)."
-    return self.config.seed
-
-@patch(as_prop=True)
-def loss_fn(self:Trainer):
-    "`loss_fn(logits, y)` (default cross-entropy)."
-    return self.config.loss_fn or F.cross_entropy
+    epochs = property(lambda self: self.config.epochs, doc="Length of the run in epochs (`config.epochs`).")
+    loss_name = property(lambda self: self.config.loss, doc="'natural', 'adversarial' or 'mixed' (`config.loss`).")
+    attack = property(lambda self: self.config.attack, doc="The training attack spec (`config.attack`).")
+    adv_weight = property(lambda self: self.config.adv_weight, doc="Weight of the adversarial term of the mixed loss.")
+    attack_mode = property(lambda self: self.config.attack_mode, doc="Model mode while crafting training attacks.")
+    seed = property(lambda self: self.config.seed, doc="The run's seed (`config.seed`).")
+    loss_fn = property(lambda self: self.config.loss_fn or F.cross_entropy, doc="`loss_fn(logits, y)` (default cross-entropy).")
 
 # %% ../nbs/04_train.ipynb #61edb587
 @patch
