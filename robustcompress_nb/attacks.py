@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['NORMS', 'input_grad', 'fgsm', 'random_start', 'project', 'pgd', 'fmt_eps', 'Attack', 'FGSM', 'PGD', 'FGSMRS', 'Free',
-           'RandomNoise', 'frozen_params', 'AutoAttack']
+           'RandomNoise', 'AutoAttack', 'frozen_params']
 
 # %% ../nbs/02_attacks.ipynb #19758efa
 NORMS = ('Linf', 'L2')
@@ -38,6 +39,7 @@ def _check_budget(eps, alpha=None, steps=None, restarts=None, norm='Linf'):
             raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
     if norm not in NORMS: raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
 
+# %% ../nbs/02_attacks.ipynb #ba3a068c
 def _check_xy(x, y):
     "Validate a batch: `x` floating point in [0, 1] with a batch dimension, `y` integer labels of shape (B,)."
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
@@ -56,6 +58,7 @@ def _check_xy(x, y):
             raise ValueError(f"x must lie in [0, 1] (pixel units; normalization belongs inside the model), "
                              f"got values in [{lo:.4g}, {hi:.4g}]")
 
+# %% ../nbs/02_attacks.ipynb #8106a509
 def _check_logits(logits, y):
     "Validate the model's output against the labels (once per attack, before the first loss)."
     if logits.ndim != 2 or logits.shape[0] != y.shape[0]:
@@ -123,6 +126,7 @@ def random_start(x: torch.Tensor, # clean inputs (B, ...) in [0, 1]
         delta = eps * (g / g.norm(dim=1, keepdim=True).clamp_min(1e-12))[:, :d].view_as(x)
     return (x + delta).clamp(0, 1)
 
+# %% ../nbs/02_attacks.ipynb #9b3405c2
 def project(x_adv: torch.Tensor, # candidate points (B, ...)
             x: torch.Tensor, # centres of the balls (B, ...)
             eps: float, # radius
@@ -147,6 +151,7 @@ def _pgd_run(model, x, y, eps, alpha, steps, norm, random_start_, generator, che
             x_adv = project(x_adv + step, x, eps, norm)
     return x_adv
 
+# %% ../nbs/02_attacks.ipynb #e1cf39b8
 def _best_of(model, x, y, run, tries):
     """Call `run(idx)` (idx: indices of the examples to attack, None = all) up to `tries` times; per example keep
     the first result that fools the model, else the one with the highest loss. In eval mode only the examples not
@@ -170,6 +175,7 @@ def _best_of(model, x, y, run, tries):
             done[idx] |= fooled
     return best
 
+# %% ../nbs/02_attacks.ipynb #3aee6ef4
 def pgd(model: nn.Module, # classifier returning logits; used in its current mode
         x: torch.Tensor, # inputs (B, ...) in [0, 1], on any device
         y: torch.Tensor, # integer labels (B,)
@@ -198,14 +204,6 @@ def fmt_eps(v: float) -> str:
     k = v * 255
     if len(s) > 6 and abs(k - round(k)) < 1e-6 * max(1, k): return f"{round(k)}/255"
     return f"{v:.3g}"
-
-_STANDARD = {
-    ('mnist', 'eval'): (0.3, 0.01, 40), ('mnist', 'train'): (0.3, 0.01, 40),
-    ('fashion_mnist', 'eval'): (0.1, 0.01, 40), ('fashion_mnist', 'train'): (0.1, 0.01, 20),
-    ('cifar10', 'eval'): (8/255, 2/255, 20), ('cifar10', 'train'): (8/255, 2/255, 10),
-    ('svhn', 'eval'): (8/255, 2/255, 20), ('svhn', 'train'): (8/255, 2/255, 10),
-    ('cifar10', 'atmc'): (4/255, 1.25 * (4/255) / 7, 7),
-}
 
 class Attack:
     "Base class of attack specs: `spec(model, x, y) -> x_adv`, with `name`, `protocol` and `label`."
@@ -241,6 +239,7 @@ class FGSM(Attack):
         return dict(attack='FGSM', norm='Linf', eps=self.eps, alpha=self.eps, steps=1, restarts=1, random_start=False)
     def describe(self): return f"Linf eps={fmt_eps(self.eps)}"
 
+# %% ../nbs/02_attacks.ipynb #e29259b1
 @dataclass(frozen=True)
 class PGD(Attack):
     "Attack spec for `pgd`: `PGD(eps, alpha, steps)(model, x, y) -> x_adv`; see `PGD.standard` for common protocols."
@@ -259,31 +258,46 @@ class PGD(Attack):
     def __call__(self, model, x, y, generator=None):
         return pgd(model, x, y, eps=self.eps, alpha=self.alpha, steps=self.steps, norm=self.norm,
                    random_start=self.random_start, restarts=self.restarts, generator=generator)
-    @property
-    def name(self): return f"{'PGD' if self.random_start else 'BIM'}-{self.steps}" + ('-L2' if self.norm == 'L2' else '')
-    @property
-    def protocol(self):
-        return dict(attack='PGD', norm=self.norm, eps=self.eps, alpha=self.alpha, steps=self.steps,
-                    restarts=self.restarts, random_start=self.random_start)
-    def describe(self):
-        r = f"{self.restarts} restart{'s' if self.restarts > 1 else ''}" if self.random_start else "no random start"
-        return f"{self.norm} eps={fmt_eps(self.eps)}, alpha={fmt_eps(self.alpha)}, {r}"
-    @classmethod
-    def standard(cls, dataset, # a data set name ('mnist', 'cifar10', ...) or a `DataInfo` (uses its `name`, `eps`)
-                 purpose: str = 'eval', # 'eval', 'train' or 'atmc' (cifar10 only)
-                 **overrides, # any other field, e.g. restarts=5
-                ) -> PGD:
-        "The usual L-infinity PGD protocol for a data set (see the table above)."
-        name = getattr(dataset, 'name', dataset)
-        if (name, purpose) in _STANDARD: eps, alpha, steps = _STANDARD[name, purpose]
-        elif getattr(dataset, 'eps', None) is not None and purpose in ('eval', 'train'):
-            eps, steps = float(dataset.eps), 20 if purpose == 'eval' else 10
-            alpha = 2.5 * eps / steps
-        else:
-            known = sorted({f"{n}/{p}" for n, p in _STANDARD})
-            raise ValueError(f"no standard PGD protocol for dataset={name!r}, purpose={purpose!r}; known: {known}, "
-                             "or pass a DataInfo with an eps (purpose 'eval' or 'train')")
-        return cls(**{**dict(eps=eps, alpha=alpha, steps=steps), **overrides})
+
+# %% ../nbs/02_attacks.ipynb #157add72
+@patch(as_prop=True)
+def name(self:PGD): return f"{'PGD' if self.random_start else 'BIM'}-{self.steps}" + ('-L2' if self.norm == 'L2' else '')
+
+@patch(as_prop=True)
+def protocol(self:PGD):
+    return dict(attack='PGD', norm=self.norm, eps=self.eps, alpha=self.alpha, steps=self.steps,
+                restarts=self.restarts, random_start=self.random_start)
+
+@patch
+def describe(self:PGD):
+    r = f"{self.restarts} restart{'s' if self.restarts > 1 else ''}" if self.random_start else "no random start"
+    return f"{self.norm} eps={fmt_eps(self.eps)}, alpha={fmt_eps(self.alpha)}, {r}"
+
+# %% ../nbs/02_attacks.ipynb #a65483b7
+_STANDARD = {
+    ('mnist', 'eval'): (0.3, 0.01, 40), ('mnist', 'train'): (0.3, 0.01, 40),
+    ('fashion_mnist', 'eval'): (0.1, 0.01, 40), ('fashion_mnist', 'train'): (0.1, 0.01, 20),
+    ('cifar10', 'eval'): (8/255, 2/255, 20), ('cifar10', 'train'): (8/255, 2/255, 10),
+    ('svhn', 'eval'): (8/255, 2/255, 20), ('svhn', 'train'): (8/255, 2/255, 10),
+    ('cifar10', 'atmc'): (4/255, 1.25 * (4/255) / 7, 7),
+}
+
+@patch(cls_method=True)
+def standard(cls:PGD, dataset, # a data set name ('mnist', 'cifar10', ...) or a `DataInfo` (uses its `name`, `eps`)
+             purpose: str = 'eval', # 'eval', 'train' or 'atmc' (cifar10 only)
+             **overrides, # any other field, e.g. restarts=5
+            ) -> PGD:
+    "The usual L-infinity PGD protocol for a data set (see the table above)."
+    name = getattr(dataset, 'name', dataset)
+    if (name, purpose) in _STANDARD: eps, alpha, steps = _STANDARD[name, purpose]
+    elif getattr(dataset, 'eps', None) is not None and purpose in ('eval', 'train'):
+        eps, steps = float(dataset.eps), 20 if purpose == 'eval' else 10
+        alpha = 2.5 * eps / steps
+    else:
+        known = sorted({f"{n}/{p}" for n, p in _STANDARD})
+        raise ValueError(f"no standard PGD protocol for dataset={name!r}, purpose={purpose!r}; known: {known}, "
+                         "or pass a DataInfo with an eps (purpose 'eval' or 'train')")
+    return cls(**{**dict(eps=eps, alpha=alpha, steps=steps), **overrides})
 
 # %% ../nbs/02_attacks.ipynb #90eb0a01
 def _default_step(eps, factor: float):
@@ -382,17 +396,7 @@ def _import_pyautoattack():
                           "pyautoattack==0.2.0  (or reinstall: pip install robustcompress_nb[autoattack])") from e
     return pyautoattack
 
-@contextmanager
-def frozen_params(model: nn.Module):
-    "Temporarily set `requires_grad=False` on all parameters; restore every flag afterwards (`.grad` is never touched)."
-    params = list(model.parameters())
-    flags = [p.requires_grad for p in params]
-    try:
-        for p in params: p.requires_grad_(False)
-        yield model
-    finally:
-        for p, f in zip(params, flags): p.requires_grad_(f)
-
+# %% ../nbs/02_attacks.ipynb #2d91341d
 class AutoAttack(Attack):
     "Adapter over `pyautoattack.AutoAttack` as an attack spec: `AutoAttack(eps)(model, x, y) -> x_adv`."
     def __init__(self, eps: float, # radius in pixel units
@@ -424,55 +428,77 @@ class AutoAttack(Attack):
 
     def __eq__(self, other): return type(other) is type(self) and repr(other) == repr(self)
     def __hash__(self): return hash(repr(self))
-    @property
-    def gradient_free(self): return set(self.attacks) == {'square'}
-    @property
-    def name(self):
-        "'AutoAttack' for the standard suite, the attack's name for one attack (e.g. 'APGD-T'), else 'AutoAttack-<version>'."
-        if self.version == 'custom' and len(self.attacks) == 1: return _AA_NAMES[self.attacks[0]]
-        return 'AutoAttack' if self.version == 'standard' else f"AutoAttack-{self.version}"
-    @property
-    def protocol(self):
-        return dict(attack='AutoAttack', norm=self.norm, eps=self.eps, alpha=None, steps=self.n_iter or 100,
-                    restarts=self.n_restarts, random_start=True, version=self.version, attacks=list(self.attacks),
-                    n_queries=self.n_queries or 5000, seed=self.seed)
-    def describe(self):
-        s = f"{self.norm} eps={fmt_eps(self.eps)}"
-        if not (self.version == 'custom' and len(self.attacks) == 1): s += f", {self.version}: {', '.join(self.attacks)}"
-        if self.n_iter: s += f", {self.n_iter} iterations"
-        if self.n_queries and 'square' in self.attacks: s += f", {self.n_queries} queries"
-        if self.n_restarts:
-            s += f", {self.n_restarts} restart{'s' if self.n_restarts > 1 else ''}" + ('' if self.attacks == ['apgd-ce'] else ' of APGD-CE')
-        return s
 
-    def _adversary(self, model, device, n_classes):
-        pyaa = _import_pyautoattack()
-        kw = dict(attacks=self.attacks) if self.version == 'custom' else {}
-        adv = pyaa.AutoAttack(model, device=device, eps=self.eps, norm=self.norm, seed=self.seed, version=self.version, **kw)
-        adv.verbose = False
-        n_t = min(9, n_classes - 1)
-        adv.apgd_targeted.n_target_classes = n_t; adv.fab.n_target_classes = n_t
-        if self.n_iter:
-            for a in (adv.apgd, adv.apgd_targeted):
-                a.n_iter = a.n_iter_orig = self.n_iter
-                a.n_iter_2, a.n_iter_min, a.size_decr = (max(int(f * self.n_iter), 1) for f in (0.22, 0.06, 0.03))
-            adv.fab.n_iter = self.n_iter
-        if self.n_queries: adv.square.n_queries = self.n_queries
-        if self.n_restarts: adv.apgd.n_restarts = self.n_restarts
-        return adv
+# %% ../nbs/02_attacks.ipynb #8c912cbb
+@patch(as_prop=True)
+def gradient_free(self:AutoAttack): return set(self.attacks) == {'square'}
 
-    def __call__(self, model, x, y):
-        _check_xy(x, y)
-        x, y = _plain(x), _plain(y).to(x.device)
-        if self.eps == 0 or len(x) == 0: return x.clone()
-        with torch.no_grad(): logits = model(x)
-        _check_logits(logits, y)
-        adv = self._adversary(model, x.device, logits.shape[1])
-        tracer, log = sys.gettrace(), logging.getLogger('auto-attack')
-        level = log.level
-        try:
-            log.setLevel(logging.ERROR)  # its warnings (e.g. zero gradients) are what evaluation's masking diagnostics report
-            with frozen_params(model), torch.no_grad():
-                x_adv, _ = adv.run_standard_evaluation(x, y, batch_size=len(x))
-        finally: sys.settrace(tracer); log.setLevel(level)
-        return x_adv.detach()
+@patch(as_prop=True)
+def name(self:AutoAttack):
+    "'AutoAttack' for the standard suite, the attack's name for one attack (e.g. 'APGD-T'), else 'AutoAttack-<version>'."
+    if self.version == 'custom' and len(self.attacks) == 1: return _AA_NAMES[self.attacks[0]]
+    return 'AutoAttack' if self.version == 'standard' else f"AutoAttack-{self.version}"
+
+@patch(as_prop=True)
+def protocol(self:AutoAttack):
+    return dict(attack='AutoAttack', norm=self.norm, eps=self.eps, alpha=None, steps=self.n_iter or 100,
+                restarts=self.n_restarts, random_start=True, version=self.version, attacks=list(self.attacks),
+                n_queries=self.n_queries or 5000, seed=self.seed)
+
+@patch
+def describe(self:AutoAttack):
+    s = f"{self.norm} eps={fmt_eps(self.eps)}"
+    if not (self.version == 'custom' and len(self.attacks) == 1): s += f", {self.version}: {', '.join(self.attacks)}"
+    if self.n_iter: s += f", {self.n_iter} iterations"
+    if self.n_queries and 'square' in self.attacks: s += f", {self.n_queries} queries"
+    if self.n_restarts:
+        s += f", {self.n_restarts} restart{'s' if self.n_restarts > 1 else ''}" + ('' if self.attacks == ['apgd-ce'] else ' of APGD-CE')
+    return s
+
+# %% ../nbs/02_attacks.ipynb #734775db
+@contextmanager
+def frozen_params(model: nn.Module):
+    "Temporarily set `requires_grad=False` on all parameters; restore every flag afterwards (`.grad` is never touched)."
+    params = list(model.parameters())
+    flags = [p.requires_grad for p in params]
+    try:
+        for p in params: p.requires_grad_(False)
+        yield model
+    finally:
+        for p, f in zip(params, flags): p.requires_grad_(f)
+
+# %% ../nbs/02_attacks.ipynb #bbe3db14
+@patch
+def _adversary(self:AutoAttack, model, device, n_classes):
+    pyaa = _import_pyautoattack()
+    kw = dict(attacks=self.attacks) if self.version == 'custom' else {}
+    adv = pyaa.AutoAttack(model, device=device, eps=self.eps, norm=self.norm, seed=self.seed, version=self.version, **kw)
+    adv.verbose = False
+    n_t = min(9, n_classes - 1)
+    adv.apgd_targeted.n_target_classes = n_t; adv.fab.n_target_classes = n_t
+    if self.n_iter:
+        for a in (adv.apgd, adv.apgd_targeted):
+            a.n_iter = a.n_iter_orig = self.n_iter
+            a.n_iter_2, a.n_iter_min, a.size_decr = (max(int(f * self.n_iter), 1) for f in (0.22, 0.06, 0.03))
+        adv.fab.n_iter = self.n_iter
+    if self.n_queries: adv.square.n_queries = self.n_queries
+    if self.n_restarts: adv.apgd.n_restarts = self.n_restarts
+    return adv
+
+# %% ../nbs/02_attacks.ipynb #4ae47b34
+@patch
+def __call__(self:AutoAttack, model, x, y):
+    _check_xy(x, y)
+    x, y = _plain(x), _plain(y).to(x.device)
+    if self.eps == 0 or len(x) == 0: return x.clone()
+    with torch.no_grad(): logits = model(x)
+    _check_logits(logits, y)
+    adv = self._adversary(model, x.device, logits.shape[1])
+    tracer, log = sys.gettrace(), logging.getLogger('auto-attack')
+    level = log.level
+    try:
+        log.setLevel(logging.ERROR)  # its warnings (e.g. zero gradients) are what evaluation's masking diagnostics report
+        with frozen_params(model), torch.no_grad():
+            x_adv, _ = adv.run_standard_evaluation(x, y, batch_size=len(x))
+    finally: sys.settrace(tracer); log.setLevel(level)
+    return x_adv.detach()

@@ -66,6 +66,7 @@ def register_command(name:str, help:str, configure, run):
     if not name.isidentifier(): raise ValueError(f"command name must be an identifier, got {name!r}")
     COMMANDS[name] = (help, configure, run)
 
+# %% ../nbs/90_cli.ipynb #0361d10a
 def build_parser() -> argparse.ArgumentParser:
     "The `rcnb` argument parser with every registered sub-command."
     p = argparse.ArgumentParser(prog='rcnb', description="robustcompress_nb: adversarially robust model compression, "
@@ -148,6 +149,7 @@ def _fail(parser, e):
     "A bad argument or input file: one line (several for a list, e.g. missing data files), exit status 2."
     parser.error(str(e).strip() if '\n' in str(e) and 'missing' in str(e) else _one_line(e))
 
+# %% ../nbs/90_cli.ipynb #a4411cdc
 def _check_out(path, flag: str):
     "Create the folder an output file goes to (before any training), or fail naming the flag."
     if path is None: return
@@ -164,6 +166,7 @@ def _device(name:str):
     if d.type == 'cuda' and not torch.cuda.is_available(): raise ValueError(f"--device {name}: CUDA is not available here")
     return d
 
+# %% ../nbs/90_cli.ipynb #e18eda40
 TRAIN_ATTACKS = ('pgd', 'fgsm', 'fgsm-rs', 'free')
 
 def _train_attack(kind:str, eps:float, *, steps:int, alpha:float|None=None, replays:int|None=None):
@@ -174,6 +177,7 @@ def _train_attack(kind:str, eps:float, *, steps:int, alpha:float|None=None, repl
     if kind == 'fgsm-rs': return FGSMRS(eps, alpha=alpha)
     return Free(eps, replays=replays or 4, alpha=alpha)
 
+# %% ../nbs/90_cli.ipynb #88cd3508
 def _setup_train(args):
     "Data, model, attacks and trainer from the parsed arguments (raises ValueError/FileNotFoundError on bad input)."
     defaults = recipe(args.data)
@@ -259,6 +263,51 @@ def load_dense(path) -> tuple[dict, dict]:
     return meta, state
 
 # %% ../nbs/90_cli.ipynb #f63b1ca1
+def _train_record(args, s, res, train_s: float, eval_s: float) -> dict:
+    "The record of a `rcnb train` run (its `--json` output): data, model, training with its attack's protocol, history, evaluation."
+    trainer, info, model = s['trainer'], s['info'], s['model']
+    atk = s['attack']
+    train_proto = None if atk is None else {'name': atk.name, **atk.protocol}
+    return {
+        'command': 'train',
+        'data': {'name': info.name, 'title': info.title, 'n_train': info.n_train, 'n_test': info.n_test,
+                 'subset': {'n_train': args.n_train, 'n_test': args.n_test, 'seed': args.seed},
+                 'note': info.note or None},
+        'model': {'name': s['model_name'], 'n_weights': count_weights(model)},
+        'training': {'loss': args.loss, 'attack': train_proto, 'adv_weight': args.adv_weight if args.loss == 'mixed' else None,
+                     'attack_mode': args.attack_mode, 'eps_warmup': args.eps_warmup, 'epochs': trainer.epochs,
+                     'resumed_from_epoch': s['resumed'], 'batch_size': s['data'].train.batch_size,
+                     'opt': args.opt, 'lr': trainer.config['lr'], 'schedule': args.schedule,
+                     'weight_decay': args.weight_decay, 'seed': args.seed, 'device': str(trainer.device),
+                     'amp': args.amp, 'guard': None if s['guard'] is None else s['guard'].events, 'seconds': round(train_s, 3)},
+        'history': trainer.history.epochs,
+        'evaluation': None if res is None else {**dict(res), 'model_mode': 'eval', 'seconds': round(eval_s, 3)},
+        'checkpoint': args.checkpoint, 'saved': None,
+    }
+
+# %% ../nbs/90_cli.ipynb #93b7048e
+def _print_train(args, s, out: dict, res, train_s: float, eval_s: float):
+    "Print the report of a `rcnb train` run: what was run, then the protocol table."
+    trainer, info, atk = s['trainer'], s['info'], s['attack']
+    tr = out['training']
+    atk_txt = 'none' if atk is None else getattr(atk, 'label', atk.name)
+    print(f"rcnb train: {tr['loss']} training of {s['model_name']} ({out['model']['n_weights']:,} weights) on {info.title}")
+    print(f"  data      {info.n_train} train / {info.n_test} test examples"
+          + (f" (stratified subsets, seed {args.seed})" if args.n_train or args.n_test else '')
+          + f", batch {tr['batch_size']}")
+    if info.note: print(f"  note      {info.note}")
+    for ev in tr['guard'] or []: print(f"  guard     catastrophic overfitting at epoch {ev['epoch']}: weights of epoch {ev['restored_epoch']} restored")
+    print(f"  training  attack {atk_txt}" + (f", adv_weight {args.adv_weight}" if args.loss == 'mixed' else '')
+          + (f", attack mode {args.attack_mode}" if atk is not None else '')
+          + (f", eps warm-up {args.eps_warmup} epochs" if args.eps_warmup else ''))
+    print(f"            {trainer.epochs} epochs, {args.opt} lr {fmt_eps(tr['lr'])} {args.schedule}, seed {args.seed}, "
+          f"{tr['device']}, {train_s:.1f}s" + (f" (resumed after epoch {s['resumed']})" if s['resumed'] is not None else ''))
+    if res is not None:
+        print(f"  evaluation on {res['n']} test examples, model in eval mode ({eval_s:.1f}s):\n")
+        print('\n'.join('  ' + l for l in protocol_table(res).splitlines()))
+    if args.save: print(f"\n  model saved to {args.save}")
+
+# %% ../nbs/90_cli.ipynb #d4b23f51
 def _train_cmd(args, parser) -> int:
     t0 = time.perf_counter()
     try:
@@ -279,24 +328,7 @@ def _train_cmd(args, parser) -> int:
     train_s = time.perf_counter() - t1
     res = None if s['protocol'] is None else evaluate_protocol(model, s['data'].test, s['protocol'], device=trainer.device, seed=args.seed)
     eval_s = time.perf_counter() - t1 - train_s
-    atk = s['attack']
-    train_proto = None if atk is None else {'name': atk.name, **atk.protocol}
-    out = {
-        'command': 'train',
-        'data': {'name': info.name, 'title': info.title, 'n_train': info.n_train, 'n_test': info.n_test,
-                 'subset': {'n_train': args.n_train, 'n_test': args.n_test, 'seed': args.seed},
-                 'note': info.note or None},
-        'model': {'name': s['model_name'], 'n_weights': count_weights(model)},
-        'training': {'loss': args.loss, 'attack': train_proto, 'adv_weight': args.adv_weight if args.loss == 'mixed' else None,
-                     'attack_mode': args.attack_mode, 'eps_warmup': args.eps_warmup, 'epochs': trainer.epochs,
-                     'resumed_from_epoch': s['resumed'], 'batch_size': s['data'].train.batch_size,
-                     'opt': args.opt, 'lr': trainer.config['lr'], 'schedule': args.schedule,
-                     'weight_decay': args.weight_decay, 'seed': args.seed, 'device': str(trainer.device),
-                     'amp': args.amp, 'guard': None if s['guard'] is None else s['guard'].events, 'seconds': round(train_s, 3)},
-        'history': trainer.history.epochs,
-        'evaluation': None if res is None else {**dict(res), 'model_mode': 'eval', 'seconds': round(eval_s, 3)},
-        'checkpoint': args.checkpoint, 'saved': None,
-    }
+    out = _train_record(args, s, res, train_s, eval_s)
     if args.save:
         save_dense(args.save, model, dict(model=s['model_name'], data=info.name, info=dataclasses.asdict(info),
                                           training=out['training'], evaluation=out['evaluation']))
@@ -305,23 +337,7 @@ def _train_cmd(args, parser) -> int:
     if args.json:
         print(json.dumps(out, indent=1))
         return 0
-    tr = out['training']
-    atk_txt = 'none' if atk is None else getattr(atk, 'label', atk.name)
-    print(f"rcnb train: {tr['loss']} training of {s['model_name']} ({out['model']['n_weights']:,} weights) on {info.title}")
-    print(f"  data      {info.n_train} train / {info.n_test} test examples"
-          + (f" (stratified subsets, seed {args.seed})" if args.n_train or args.n_test else '')
-          + f", batch {tr['batch_size']}")
-    if info.note: print(f"  note      {info.note}")
-    for ev in tr['guard'] or []: print(f"  guard     catastrophic overfitting at epoch {ev['epoch']}: weights of epoch {ev['restored_epoch']} restored")
-    print(f"  training  attack {atk_txt}" + (f", adv_weight {args.adv_weight}" if args.loss == 'mixed' else '')
-          + (f", attack mode {args.attack_mode}" if atk is not None else '')
-          + (f", eps warm-up {args.eps_warmup} epochs" if args.eps_warmup else ''))
-    print(f"            {trainer.epochs} epochs, {args.opt} lr {fmt_eps(tr['lr'])} {args.schedule}, seed {args.seed}, "
-          f"{tr['device']}, {train_s:.1f}s" + (f" (resumed after epoch {s['resumed']})" if s['resumed'] is not None else ''))
-    if res is not None:
-        print(f"  evaluation on {res['n']} test examples, model in eval mode ({eval_s:.1f}s):\n")
-        print('\n'.join('  ' + l for l in protocol_table(res).splitlines()))
-    if args.save: print(f"\n  model saved to {args.save}")
+    _print_train(args, s, out, res, train_s, eval_s)
     return 0
 
 register_command('train', "adversarially train a model on a data set, then evaluate clean and robust accuracy",
@@ -330,6 +346,7 @@ register_command('train', "adversarially train a model on a data set, then evalu
 # %% ../nbs/90_cli.ipynb #03999275
 from .export import save_compressed
 
+# %% ../nbs/90_cli.ipynb #23f14ec1
 def keep_float(s:str) -> float:
     "argparse type of `--keep`: a number strictly between 0 and 1."
     v = _number(float)(s)
@@ -354,6 +371,7 @@ def _configure_budget(p, default_keep=0.05):
 
 def _configure_eps(p): p.add_argument('--eps', type=_eps_float, default=None, help="L-inf budget in pixel units (default: the data set's, DataInfo.eps)")
 
+# %% ../nbs/90_cli.ipynb #86a451b0
 def _configure_run(p, seed: bool = True):
     t = p.add_argument_group('training and evaluation')
     t.add_argument('--epochs-scale', type=_positive_float, default=1.0, help="multiply every stage's epochs")
@@ -382,6 +400,7 @@ def _configure_data(p):
     d.add_argument('--epochs', type=_positive_int, default=None, help="epochs of every stage (default: the data set's recipe, 3 for digits)")
     return d
 
+# %% ../nbs/90_cli.ipynb #580a2e9f
 def _configure_compress(p:argparse.ArgumentParser):
     p.add_argument('--method', default='atmc', type=str.lower, choices=[m.lower() for m in METHODS],
                    help="compression method: " + '; '.join(f"{m.name.lower()}: {m.summary}" for m in METHODS.values()))
@@ -416,6 +435,7 @@ def compress_report(row:dict) -> str:
     lines[3:3] = [f"  guard     catastrophic overfitting at epoch {e['epoch']} of a stage: weights of epoch {e['restored_epoch']} restored" for e in row.get('guard') or []]
     return '\n'.join(lines + ['  ' + l for l in protocol_table(ev).splitlines()])
 
+# %% ../nbs/90_cli.ipynb #629a869c
 def _budget(args, method) -> Budget:
     "The `Budget` of the command line for `method`: --keep (its default where the method needs one) and --bits."
     m = get_method(method)
@@ -435,6 +455,7 @@ def _load_dense(path, info):
     except (KeyError, RuntimeError, ValueError) as e: raise ValueError(f"--dense {path}: does not match the model it names ({_one_line(e)})") from None
     return meta['model'], m
 
+# %% ../nbs/90_cli.ipynb #c03d970d
 def _compress_cmd(args, parser) -> int:
     t0 = time.perf_counter()
     cbs = [] if args.quiet else [_EpochLines()]
@@ -513,6 +534,7 @@ def _configure_demo(p:argparse.ArgumentParser):
     _configure_run(p)
     p.set_defaults(bits=8, threads=1)
 
+# %% ../nbs/90_cli.ipynb #d691ab9f
 def _demo_cmd(args, parser) -> int:
     t0 = time.perf_counter()
     if args.threads: torch.set_num_threads(args.threads)

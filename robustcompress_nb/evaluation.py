@@ -99,6 +99,23 @@ def format_report(result: dict, # a result of `evaluate`
     return " | ".join(parts)
 
 # %% ../nbs/03_evaluation.ipynb #7b8b056f
+def _eval_batch(model, xb, yb, specs: dict, robust: dict, seconds: dict) -> tuple[int, int]:
+    "One batch of `evaluate`: every attack on the clean-correct points; adds to `robust` and `seconds`, returns (clean, worst-case) counts."
+    _check_xy(xb, yb)
+    with torch.no_grad(): ok = model(xb).argmax(1) == yb
+    idx = ok.nonzero().squeeze(1)
+    alive = ok.clone()
+    for k, atk in specs.items():
+        surv = torch.zeros_like(ok)
+        if idx.numel():
+            t0 = time.perf_counter()
+            xa = atk(model, xb[idx], yb[idx])
+            with torch.no_grad(): surv[idx] = model(xa).argmax(1) == yb[idx]
+            seconds[k] += time.perf_counter() - t0
+        robust[k] += int(surv.sum()); alive &= surv
+    return int(ok.sum()), int(alive.sum())
+
+# %% ../nbs/03_evaluation.ipynb #0a32092d
 def evaluate(model: nn.Module, # classifier returning logits; put in eval mode during the call, restored after
              loader, # iterable of (x, y) batches with x in [0, 1] (e.g. `data.test`), or one pair (x, y)
              attacks=None, # dict name -> spec, a list of specs, one spec, or None (clean accuracy only)
@@ -126,19 +143,8 @@ def evaluate(model: nn.Module, # classifier returning logits; put in eval mode d
                 if n >= n_examples: break
                 xb, yb = xb[:n_examples - n], yb[:n_examples - n]
             xb, yb = xb.to(dev), yb.to(dev)
-            _check_xy(xb, yb)
-            with torch.no_grad(): ok = model(xb).argmax(1) == yb
-            idx = ok.nonzero().squeeze(1)
-            alive = ok.clone()
-            for k, atk in specs.items():
-                surv = torch.zeros_like(ok)
-                if idx.numel():
-                    t0 = time.perf_counter()
-                    xa = atk(model, xb[idx], yb[idx])
-                    with torch.no_grad(): surv[idx] = model(xa).argmax(1) == yb[idx]
-                    seconds[k] += time.perf_counter() - t0
-                robust[k] += int(surv.sum()); alive &= surv
-            n += len(yb); clean += int(ok.sum()); worst += int(alive.sum())
+            c, w = _eval_batch(model, xb, yb, specs, robust, seconds)
+            n += len(yb); clean += c; worst += w
     if n == 0: raise ValueError("loader yielded no examples")
     return EvalResult(clean_acc=clean / n, robust_acc={k: v / n for k, v in robust.items()},
                       worst_case_acc=worst / n, n=n, protocol={k: _protocol(a) for k, a in specs.items()},
@@ -189,6 +195,61 @@ def _take(loader, n, dev):
     return torch.cat(xs).to(dev), torch.cat(ys).to(dev)
 
 # %% ../nbs/03_evaluation.ipynb #aa99920c
+def _sanity_attacks(eps, norm, steps, restarts, alpha, noise_samples, big) -> tuple[dict, list]:
+    "The attacks of `sanity_checks` (name -> spec: single-step, PGD-k, PGD-4k, restarts, noise, unbounded, the eps grid) and the grid."
+    single = FGSM(eps) if norm == 'Linf' else PGD(eps, eps, 1, norm, random_start=False)
+    grid = [eps / 4, eps / 2, eps, 2 * eps]
+    attacks = {'single': single, 'pgd': PGD(eps, alpha, steps, norm), 'pgd_long': PGD(eps, alpha, 4 * steps, norm),
+               'pgd_restarts': PGD(eps, alpha, steps, norm, restarts=restarts),
+               'noise': RandomNoise(eps, norm, noise_samples), 'unbounded': PGD(big, 2.5 * big / steps, steps, norm, random_start=False)}
+    attacks.update({f'eps{i}': PGD(e, 2.5 * e / steps, steps, norm) for i, e in enumerate(grid) if e < big and e != eps})
+    return attacks, grid
+
+# %% ../nbs/03_evaluation.ipynb #c44ed359
+def _zero_gradients(model, x, y) -> tuple[int, int]:
+    "(how many, of how many) of the examples `model` classifies correctly (in eval mode) have an exactly zero input gradient."
+    with eval_mode(model):
+        with torch.no_grad(): ok = model(x).argmax(1) == y
+        zero = 0
+        if ok.any():
+            _, gr = input_grad(model, x[ok], y[ok])
+            zero = int((gr.flatten(1).abs().amax(1) == 0).sum())
+    return zero, int(ok.sum())
+
+# %% ../nbs/03_evaluation.ipynb #8edef557
+def _sanity_report(a: dict, c: float, grid: list, *, eps, norm, steps, restarts, noise_samples, big, sname,
+                   zero: int, n_ok: int, n: int, tol: float, tol_n: float, mu: float) -> SanityReport:
+    "The checks of `sanity_checks` from its measurements: robust accuracies `a` (by attack), clean accuracy `c`, zero gradients."
+    a = dict(a)
+    a.update({f'eps{i}': a['pgd'] for i, e in enumerate(grid) if e == eps})  # the curve's point at eps is the main PGD
+    frac0 = zero / max(n_ok, 1)
+    pct = lambda v: f"{v:.1%}"
+    curve = [(0.0, c)] + [(e, a[f'eps{i}']) for i, e in enumerate(grid) if f'eps{i}' in a]
+    rises = [(e0, e1) for (e0, v0), (e1, v1) in zip(curve, curve[1:]) if v1 > v0 + tol_n]
+    checks = [
+        Check('iterative beats single-step', a['pgd'] <= a['single'] + tol_n,
+              f"PGD-{steps} {pct(a['pgd'])} vs {sname} {pct(a['single'])}", dict(pgd=a['pgd'], single=a['single'])),
+        Check('more steps help', a['pgd_long'] <= a['pgd'] + tol_n,
+              f"PGD-{4 * steps} {pct(a['pgd_long'])} vs PGD-{steps} {pct(a['pgd'])}", dict(long=a['pgd_long'], short=a['pgd'])),
+        Check('more restarts help', a['pgd_restarts'] <= a['pgd'] + tol_n,
+              f"PGD-{steps} x {restarts} restarts {pct(a['pgd_restarts'])} vs 1 run {pct(a['pgd'])}",
+              dict(restarts=a['pgd_restarts'], one=a['pgd'])),
+        Check('monotone in eps', not rises,
+              "eps -> acc: " + ", ".join(f"{fmt_eps(e)}: {pct(v)}" for e, v in curve)
+              + ("" if not rises else f"; rises after eps={', '.join(fmt_eps(e0) for e0, _ in rises)}"), dict(curve=curve)),
+        Check('unbounded attack succeeds', a['unbounded'] <= mu,
+              f"PGD-{steps} from the clean input at eps={fmt_eps(big)} (the whole box) leaves {pct(a['unbounded'])} (max {pct(mu)})",
+              dict(acc=a['unbounded'])),
+        Check('gradient beats noise', a['pgd'] <= a['noise'] + tol_n,
+              f"PGD-{steps} {pct(a['pgd'])} vs {noise_samples} random {norm} samples {pct(a['noise'])}",
+              dict(pgd=a['pgd'], noise=a['noise'])),
+        Check('non-zero gradients', frac0 <= tol,
+              f"{zero} of {n_ok} correct examples have an exactly zero input gradient ({pct(frac0)})",
+              dict(zero=zero, fraction=frac0)),
+    ]
+    return SanityReport(checks, n, eps, norm, tol_n)
+
+# %% ../nbs/03_evaluation.ipynb #6147e135
 def sanity_checks(model: nn.Module, # classifier returning logits (run in eval mode, restored after)
                   loader, # test batches (x, y) with x in [0, 1], or one pair (x, y)
                   eps: float, # the budget whose evaluation is checked
@@ -216,51 +277,15 @@ def sanity_checks(model: nn.Module, # classifier returning logits (run in eval m
     n = len(y); tol_n = max(tol, 2 / n); mu = max(max_unbounded, 2 / n)
     alpha = 2.5 * eps / steps if alpha is None else alpha
     big = 1.0 if norm == 'Linf' else math.sqrt(x[0].numel())   # the whole box [0, 1]^d
-    single = FGSM(eps) if norm == 'Linf' else PGD(eps, eps, 1, norm, random_start=False)
-    grid = [eps / 4, eps / 2, eps, 2 * eps]
-    attacks = {'single': single, 'pgd': PGD(eps, alpha, steps, norm), 'pgd_long': PGD(eps, alpha, 4 * steps, norm),
-               'pgd_restarts': PGD(eps, alpha, steps, norm, restarts=restarts),
-               'noise': RandomNoise(eps, norm, noise_samples), 'unbounded': PGD(big, 2.5 * big / steps, steps, norm, random_start=False)}
-    attacks.update({f'eps{i}': PGD(e, 2.5 * e / steps, steps, norm) for i, e in enumerate(grid) if e < big and e != eps})
+    attacks, grid = _sanity_attacks(eps, norm, steps, restarts, alpha, noise_samples, big)
     cuda = [dev.index if dev.index is not None else torch.cuda.current_device()] if dev.type == 'cuda' else []
     with torch.random.fork_rng(devices=cuda):
         if seed is not None: torch.manual_seed(seed)
         r = evaluate(model, (x, y), attacks)
-    a = r['robust_acc']; c = r['clean_acc']
-    a.update({f'eps{i}': a['pgd'] for i, e in enumerate(grid) if e == eps})  # the curve's point at eps is the main PGD
-    with eval_mode(model):
-        with torch.no_grad(): ok = model(x).argmax(1) == y
-        zero = 0
-        if ok.any():
-            _, gr = input_grad(model, x[ok], y[ok])
-            zero = int((gr.flatten(1).abs().amax(1) == 0).sum())
-    frac0 = zero / max(int(ok.sum()), 1)
-    pct = lambda v: f"{v:.1%}"
-    curve = [(0.0, c)] + [(e, a[f'eps{i}']) for i, e in enumerate(grid) if f'eps{i}' in a]
-    rises = [(e0, e1) for (e0, v0), (e1, v1) in zip(curve, curve[1:]) if v1 > v0 + tol_n]
-    sname = single.name if norm == 'Linf' else 'single-step'
-    checks = [
-        Check('iterative beats single-step', a['pgd'] <= a['single'] + tol_n,
-              f"PGD-{steps} {pct(a['pgd'])} vs {sname} {pct(a['single'])}", dict(pgd=a['pgd'], single=a['single'])),
-        Check('more steps help', a['pgd_long'] <= a['pgd'] + tol_n,
-              f"PGD-{4 * steps} {pct(a['pgd_long'])} vs PGD-{steps} {pct(a['pgd'])}", dict(long=a['pgd_long'], short=a['pgd'])),
-        Check('more restarts help', a['pgd_restarts'] <= a['pgd'] + tol_n,
-              f"PGD-{steps} x {restarts} restarts {pct(a['pgd_restarts'])} vs 1 run {pct(a['pgd'])}",
-              dict(restarts=a['pgd_restarts'], one=a['pgd'])),
-        Check('monotone in eps', not rises,
-              "eps -> acc: " + ", ".join(f"{fmt_eps(e)}: {pct(v)}" for e, v in curve)
-              + ("" if not rises else f"; rises after eps={', '.join(fmt_eps(e0) for e0, _ in rises)}"), dict(curve=curve)),
-        Check('unbounded attack succeeds', a['unbounded'] <= mu,
-              f"PGD-{steps} from the clean input at eps={fmt_eps(big)} (the whole box) leaves {pct(a['unbounded'])} (max {pct(mu)})",
-              dict(acc=a['unbounded'])),
-        Check('gradient beats noise', a['pgd'] <= a['noise'] + tol_n,
-              f"PGD-{steps} {pct(a['pgd'])} vs {noise_samples} random {norm} samples {pct(a['noise'])}",
-              dict(pgd=a['pgd'], noise=a['noise'])),
-        Check('non-zero gradients', frac0 <= tol,
-              f"{zero} of {int(ok.sum())} correct examples have an exactly zero input gradient ({pct(frac0)})",
-              dict(zero=zero, fraction=frac0)),
-    ]
-    return SanityReport(checks, n, eps, norm, tol_n)
+    zero, n_ok = _zero_gradients(model, x, y)
+    sname = attacks['single'].name if norm == 'Linf' else 'single-step'
+    return _sanity_report(r['robust_acc'], r['clean_acc'], grid, eps=eps, norm=norm, steps=steps, restarts=restarts,
+                          noise_samples=noise_samples, big=big, sname=sname, zero=zero, n_ok=n_ok, n=n, tol=tol, tol_n=tol_n, mu=mu)
 
 # %% ../nbs/03_evaluation.ipynb #ee2709ce
 class ScaledLogits(nn.Module):
@@ -563,6 +588,7 @@ def _pool_windows(m: nn.MaxPool2d, t: torch.Tensor) -> tuple[torch.Tensor, tuple
     shape = (B, C, (H - k[0]) // s[0] + 1, (W - k[1]) // s[1] + 1)
     return cols.transpose(1, 2).reshape(-1, k[0] * k[1]), shape
 
+# %% ../nbs/03_evaluation.ipynb #4504793a
 @torch.no_grad()
 def pool_ties(model: nn.Module, # a model with nn.MaxPool2d layers (run in eval mode, restored after)
               x: torch.Tensor, # inputs (B, C, H, W) in [0, 1]

@@ -127,6 +127,7 @@ class Trained:
         "Whether every constraint stage ended in its set."
         return all(r['feasible'] is not False for r in self.results)
 
+# %% ../nbs/21_experiments.ipynb #3ffe5795
 def train_method(method, # a registered method name (any case) or a `Method`
                  model: nn.Module, # the dense model the budget applies to (not modified)
                  budget: Budget, # the budget
@@ -258,6 +259,7 @@ def results_paths(out) -> tuple[Path, Path]:
     stem = p.with_suffix('') if p.suffix in ('.csv', '.json') else p
     return stem.with_name(stem.name + '.csv'), stem.with_name(stem.name + '.json')
 
+# %% ../nbs/21_experiments.ipynb #0031ecbb
 def save_rows(rows: list[dict], out) -> tuple[Path, Path]:
     "Write `rows` to the CSV and JSON files of `out` (each replaced atomically, `checks.atomic_write`); returns their paths."
     pc, pj = results_paths(out)
@@ -345,6 +347,7 @@ def _cells(plan, data, model, kwargs: dict, *, share_dense: bool, dense_epochs, 
         cells.append(dict(order=i, info=info, method=m, data=d, model=net, budget=budget, common=common, dense=dense, problem=problem))
     return cells
 
+# %% ../nbs/21_experiments.ipynb #6ddcac95
 def _cell_row(c: dict, pair, epochs, epochs_scale: float = 1.0) -> dict:
     "The row of one cell: `run_method` from the dense model `pair` = (its DA row, the model) or None; an 'infeasible' row for a cell that cannot run."
     if c['problem'] is not None: return dict(c['info'], status='infeasible', error=c['problem'])
@@ -420,6 +423,7 @@ def _check_reachable(address: str, timeout: float = 10.0):
     except OSError as e:
         raise ConnectionError(f"sweep: could not reach the Ray cluster at {address!r} ({e}); nothing ran, the results files are unchanged") from None
 
+# %% ../nbs/21_experiments.ipynb #3cbbb6cf
 def sweep_ray(cells: list[dict], # the cells to run (`sweep` makes them)
               record, # called in this process as record(row) as each row arrives
               epochs, # method name -> its epochs
@@ -478,18 +482,11 @@ def _check_x(rows, x):
 
 def _label(r): return r.get('label') or r['method']
 
-def _masked_trace(rows, x, robust):
-    "Open red rings on the rows whose masking diagnostics failed (their robustness is suspect)."
-    import plotly.graph_objects as go
-    bad = [r for r in rows if r.get('masked')]
-    return go.Scatter(x=[r[x] for r in bad], y=[_acc(r, robust) for r in bad], mode='markers', name='masking suspected',
-                      marker=dict(symbol='circle-open', size=16, color='red', line=dict(width=2)),
-                      text=[', '.join(r.get('masking_flags', [])) for r in bad], visible=bool(bad))
-
 def _ok(rows: list[dict]) -> list[dict]:
     "The rows of runs that happened (a sweep also records budgets a method cannot meet, with status 'infeasible')."
     return [r for r in rows if r.get('status', 'ok') == 'ok']
 
+# %% ../nbs/21_experiments.ipynb #0899975c
 def curves(rows: list[dict], # rows of `run_method`/`sweep`
            x: str = 'honest_cr', # 'honest_cr' (stored bits with index costs, the default) or 'faithful_cr' (ATMC's formula)
            robust: str = 'worst', # 'worst' (worst case over attacks), or an attack name such as 'PGD'
@@ -511,6 +508,15 @@ def curves(rows: list[dict], # rows of `run_method`/`sweep`
         out[lab] = dict(zip(('x', 'clean', 'clean_std', 'robust', 'robust_std', 'n'), map(list, zip(*pts))))
     return out
 
+# %% ../nbs/21_experiments.ipynb #e80b01fb
+def _masked_trace(rows, x, robust):
+    "Open red rings on the rows whose masking diagnostics failed (their robustness is suspect)."
+    import plotly.graph_objects as go
+    bad = [r for r in rows if r.get('masked')]
+    return go.Scatter(x=[r[x] for r in bad], y=[_acc(r, robust) for r in bad], mode='markers', name='masking suspected',
+                      marker=dict(symbol='circle-open', size=16, color='red', line=dict(width=2)),
+                      text=[', '.join(r.get('masking_flags', [])) for r in bad], visible=bool(bad))
+
 def _robust_title(rows, robust):
     "What the robustness axis shows: the headline under which protocol, or one attack (an upper bound)."
     if robust != 'worst': return next((k for k in rows[0]['attack_acc'] if k.startswith(robust)), robust) + ' alone, an upper bound'
@@ -518,6 +524,20 @@ def _robust_title(rows, robust):
     names = ', '.join(dict.fromkeys(r['protocol']['eval']['name'] for r in rows)) if 'protocol' in rows[0] else 'worst case'
     return ('upper bound, ' if bound else '') + names
 
+def _method_traces(lab: str, c: dict, col: str, ref, xs: list) -> list:
+    "The TA and ATA traces of one method's curve `c`: a line through its budgets, or (`ref`) a dashed level across `xs`."
+    import plotly.graph_objects as go
+    trs = []
+    for j, (key, err) in enumerate((('clean', 'clean_std'), ('robust', 'robust_std'))):
+        if ref:
+            trs.append(go.Scatter(x=[min(xs), max(xs)], y=[c[key][0]] * 2, mode='lines', name=f"{lab} (CR {c['x'][0]:.3g})",
+                                  line=dict(dash='dash', color=col), legendgroup=lab, showlegend=j == 0))
+        else:
+            trs.append(go.Scatter(x=c['x'], y=c[key], mode='lines+markers', name=lab, line=dict(color=col), legendgroup=lab,
+                                  showlegend=j == 0, error_y=dict(type='data', array=c[err], visible=max(c['n']) > 1)))
+    return trs
+
+# %% ../nbs/21_experiments.ipynb #e335c1e0
 def plot_tradeoff(rows: list[dict], # rows of `run_method`/`sweep`
                   x: str = 'honest_cr', # 'honest_cr' or 'faithful_cr'
                   robust: str = 'worst', # 'worst' or an attack name
@@ -534,15 +554,7 @@ def plot_tradeoff(rows: list[dict], # rows of `run_method`/`sweep`
     others = [c['x'] for lab, c in cs.items() if lab != reference]
     xs = [v for xx in others for v in xx] or [v for c in cs.values() for v in c['x']]
     for i, (lab, c) in enumerate(cs.items()):
-        col = colors[i % len(colors)]
-        ref = lab == reference and others
-        for j, (key, err) in enumerate((('clean', 'clean_std'), ('robust', 'robust_std'))):
-            if ref:
-                tr = go.Scatter(x=[min(xs), max(xs)], y=[c[key][0]] * 2, mode='lines', name=f"{lab} (CR {c['x'][0]:.3g})",
-                                line=dict(dash='dash', color=col), legendgroup=lab, showlegend=j == 0)
-            else:
-                tr = go.Scatter(x=c['x'], y=c[key], mode='lines+markers', name=lab, line=dict(color=col), legendgroup=lab,
-                                showlegend=j == 0, error_y=dict(type='data', array=c[err], visible=max(c['n']) > 1))
+        for j, tr in enumerate(_method_traces(lab, c, colors[i % len(colors)], lab == reference and others, xs)):
             fig.add_trace(tr, row=1, col=j + 1)
     if any(r.get('masked') for r in rows): fig.add_trace(_masked_trace(rows, x, robust), row=1, col=2)
     xt = 'compression ratio (' + ('ATMC formula' if x == 'faithful_cr' else 'honest, with indices') + ', log)'
@@ -614,6 +626,7 @@ def results_table(rows: list[dict]) -> str:
     notes += list(dict.fromkeys(f"protocol: {r['protocol']['text']}" for r in rows if 'protocol' in r))
     return '\n'.join([line(head), '  '.join('-' * x for x in w)] + [line(b) for b in body] + notes)
 
+# %% ../nbs/21_experiments.ipynb #49105eb3
 def write_report(rows: list[dict], # rows of `run_method`/`sweep`
                  path, # the HTML file to write (replaced atomically)
                  *,

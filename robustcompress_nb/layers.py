@@ -265,6 +265,32 @@ class Tucker2Conv2d(nn.Module):
 # %% ../nbs/13_layers.ipynb #05799e3c
 from .projections import rank_factors, tucker2_factors
 
+# %% ../nbs/13_layers.ipynb #6aaa7643
+def _svd_module(m: nn.Module, w: Tensor, rank: int) -> nn.Module:
+    "The two-layer replacement of a Linear or Conv2d `m` (weight `w`) at `rank`, from the truncated SVD."
+    L, R = rank_factors(w, rank)   # W ~ L @ R (matrix view), L = U sqrt(S), R = sqrt(S) V^T
+    if isinstance(m, nn.Linear):
+        new = LowRankLinear(m.in_features, m.out_features, rank, bias=m.bias is not None, device=w.device, dtype=w.dtype)
+        first, second = new.first, new.second
+    else:
+        new = LowRankConv2d(m, rank); first, second = new.first, new.second
+    with torch.no_grad():
+        first.weight.copy_(R.reshape(first.weight.shape)); second.weight.copy_(L.reshape(second.weight.shape))
+        if m.bias is not None: second.bias.copy_(m.bias)
+    return new
+
+def _tucker2_module(m: nn.Conv2d, w: Tensor, r_out: int, r_in: int, n_iter: int = 0) -> nn.Module:
+    "The three-layer replacement of Conv2d `m` (weight `w`) at ranks (r_out, r_in), from the Tucker-2 factors."
+    u_out, core, u_in = tucker2_factors(w, r_out, r_in, n_iter=n_iter)
+    new = Tucker2Conv2d(m, r_out, r_in)
+    with torch.no_grad():
+        new.first.weight.copy_(u_in.T.reshape(new.first.weight.shape))
+        new.core.weight.copy_(core)
+        new.last.weight.copy_(u_out.reshape(new.last.weight.shape))
+        if m.bias is not None: new.last.bias.copy_(m.bias)
+    return new
+
+# %% ../nbs/13_layers.ipynb #632bf73f
 def _lowrank_module(m: nn.Module, rank, name: str, n_iter: int = 0) -> nn.Module:
     "The low-rank replacement of `m` for `rank` (int or (r_out, r_in)), with the projections' factors."
     def bad(msg): return ValueError(f'ranks[{name!r}]: {msg}')
@@ -275,30 +301,14 @@ def _lowrank_module(m: nn.Module, rank, name: str, n_iter: int = 0) -> nn.Module
     if isinstance(rank, int):
         rmax = min(w.shape[0], w[0].numel())
         if not 1 <= rank <= rmax: raise bad(f'rank must be in 1..{rmax} for {_describe(m)} {tuple(w.shape)}, got {rank}')
-        L, R = rank_factors(w, rank)   # W ~ L @ R (matrix view), L = U sqrt(S), R = sqrt(S) V^T
-        if isinstance(m, nn.Linear):
-            new = LowRankLinear(m.in_features, m.out_features, rank, bias=m.bias is not None, device=w.device, dtype=w.dtype)
-            first, second = new.first, new.second
-        else:
-            new = LowRankConv2d(m, rank); first, second = new.first, new.second
-        with torch.no_grad():
-            first.weight.copy_(R.reshape(first.weight.shape)); second.weight.copy_(L.reshape(second.weight.shape))
-            if m.bias is not None: second.bias.copy_(m.bias)
-        return new
+        return _svd_module(m, w, rank)
     if not isinstance(m, nn.Conv2d): raise bad(f'an (r_out, r_in) pair needs a Conv2d, got {_describe(m)}')
     r_out, r_in = rank
     O, I, kh, kw = w.shape
     hi_out, hi_in = min(O, I * kh * kw), min(I, O * kh * kw)   # the ranks of the two unfoldings
     if not (1 <= r_out <= hi_out and 1 <= r_in <= hi_in):
         raise bad(f'(r_out, r_in) must be within (1..{hi_out}, 1..{hi_in}), got {tuple(rank)}')
-    u_out, core, u_in = tucker2_factors(w, r_out, r_in, n_iter=n_iter)
-    new = Tucker2Conv2d(m, r_out, r_in)
-    with torch.no_grad():
-        new.first.weight.copy_(u_in.T.reshape(new.first.weight.shape))
-        new.core.weight.copy_(core)
-        new.last.weight.copy_(u_out.reshape(new.last.weight.shape))
-        if m.bias is not None: new.last.bias.copy_(m.bias)
-    return new
+    return _tucker2_module(m, w, r_out, r_in, n_iter)
 
 # %% ../nbs/13_layers.ipynb #9f95af35
 def to_lowrank(model: nn.Module,
@@ -350,19 +360,8 @@ def _importance(importance):
     return tp.importance.MagnitudeImportance(normalizer=None, **presets[importance])
 
 # %% ../nbs/13_layers.ipynb #3d7449ec
-def prune_channels(model: nn.Module,
-                   example_inputs: Tensor, # a batch the model accepts (used to trace the graph, in eval mode)
-                   *,
-                   ratio: float | None = None, # fraction of each group's channels to KEEP, in (0, 1]
-                   n_keep: int | dict | None = None, # channels to keep per group, or {root layer name: n_keep}
-                   importance='l2', # 'l2' | 'l1' | 'group_l2' | a torch-pruning Importance
-                   ignored_layers='auto', # names or modules never pruned; 'auto' = the last Conv2d/Linear
-                  ) -> nn.Module:
-    "A copy of `model` with output channels physically removed through torch-pruning's dependency graph."
-    from robustcompress_nb.constraints import keep_count   # here, not at import: constraints -> size -> layers
-    try: import torch_pruning as tp
-    except ImportError as e:
-        raise ImportError('prune_channels needs torch-pruning: pip install torch-pruning==1.6.1') from e
+def _check_prune_args(model: nn.Module, ratio, n_keep):
+    "Refuse, before any work, a budget that is not exactly one of `ratio`/`n_keep`, or a model `prune_channels` cannot rewrite."
     if (ratio is None) == (n_keep is None): raise ValueError('give exactly one of ratio= or n_keep=')
     if ratio is not None and not (isinstance(ratio, (int, float)) and 0 < ratio <= 1):
         raise ValueError(f'ratio must be in (0, 1], got {ratio!r}')
@@ -372,10 +371,10 @@ def prune_channels(model: nn.Module,
             raise ValueError(f'n_keep must be an int >= 1 or a dict name -> int >= 1, got {n_keep!r}')
     if prune.is_pruned(model): raise ValueError('the model carries torch.nn.utils.prune masks: call remove_masks first')
     if atmc_layers(model): raise ValueError('the model has ATMC layers: call atmc_merge first')
-    imp = _importance(importance)
-    new = clone_model(model)
-    names = {id(m): n for n, m in new.named_modules()}
-    convlin = [n for n, m in new.named_modules() if isinstance(m, (nn.modules.conv._ConvNd, nn.Linear))]
+
+# %% ../nbs/13_layers.ipynb #45bca77e
+def _ignored_modules(model: nn.Module, new: nn.Module, ignored_layers, convlin: list) -> list:
+    "The modules of the copy `new` that `ignored_layers` names (names, or modules of `model`); 'auto': the last Conv2d/Linear."
     if ignored_layers == 'auto': ignored_layers = convlin[-1:]
     orig2new = {id(a): b for a, b in zip(model.modules(), new.modules())}
     ignored = []
@@ -385,6 +384,46 @@ def prune_channels(model: nn.Module,
             except AttributeError: raise ValueError(f'ignored_layers names an unknown module {l!r}') from None
         elif isinstance(l, nn.Module) and id(l) in orig2new: ignored.append(orig2new[id(l)])
         else: raise ValueError(f'ignored_layers must hold names or modules of model, got {l!r}')
+    return ignored
+
+# %% ../nbs/13_layers.ipynb #fdb6c2a7
+def _prune_plan(DG, names: dict, ignored: list, ratio, n_keep, imp) -> list:
+    "(root module, handler, channels to drop) for every prunable group, all scored on the unpruned model."
+    from robustcompress_nb.constraints import keep_count   # here, not at import: constraints -> size -> layers
+    plan = []   # importances from the unpruned model, for every group, before any removal
+    for group in DG.get_all_groups(ignored_layers=ignored, root_module_types=[nn.modules.conv._ConvNd, nn.Linear]):
+        dep, idxs = group[0]
+        root, C = dep.target.module, len(idxs)
+        name = names.get(id(root))
+        if isinstance(n_keep, dict):
+            if name not in n_keep: continue
+            k = min(n_keep[name], C)
+        else: k = keep_count(C, ratio) if ratio is not None else min(n_keep, C)
+        if k >= C: continue
+        scores = imp(group)   # ties: the lower index is kept (as project_structured)
+        keep = set(torch.argsort(-scores.double(), stable=True)[:k].tolist())
+        plan.append((root, dep.handler, [i for i in range(C) if i not in keep]))
+    return plan
+
+# %% ../nbs/13_layers.ipynb #979af2ce
+def prune_channels(model: nn.Module,
+                   example_inputs: Tensor, # a batch the model accepts (used to trace the graph, in eval mode)
+                   *,
+                   ratio: float | None = None, # fraction of each group's channels to KEEP, in (0, 1]
+                   n_keep: int | dict | None = None, # channels to keep per group, or {root layer name: n_keep}
+                   importance='l2', # 'l2' | 'l1' | 'group_l2' | a torch-pruning Importance
+                   ignored_layers='auto', # names or modules never pruned; 'auto' = the last Conv2d/Linear
+                  ) -> nn.Module:
+    "A copy of `model` with output channels physically removed through torch-pruning's dependency graph."
+    try: import torch_pruning as tp
+    except ImportError as e:
+        raise ImportError('prune_channels needs torch-pruning: pip install torch-pruning==1.6.1') from e
+    _check_prune_args(model, ratio, n_keep)
+    imp = _importance(importance)
+    new = clone_model(model)
+    names = {id(m): n for n, m in new.named_modules()}
+    convlin = [n for n, m in new.named_modules() if isinstance(m, (nn.modules.conv._ConvNd, nn.Linear))]
+    ignored = _ignored_modules(model, new, ignored_layers, convlin)
     if isinstance(n_keep, dict):
         unknown = [k for k in n_keep if k not in convlin]
         if unknown: raise ValueError(f'n_keep names unknown layers {unknown}; Conv2d/Linear layers are {convlin}')
@@ -394,20 +433,7 @@ def prune_channels(model: nn.Module,
         with torch.no_grad(): out_shape = new(example_inputs).shape
         with torch.enable_grad():  # the graph is traced through autograd
             DG = tp.DependencyGraph().build_dependency(new, example_inputs=example_inputs, verbose=False)
-        plan = []   # importances from the unpruned model, for every group, before any removal
-        for group in DG.get_all_groups(ignored_layers=ignored, root_module_types=[nn.modules.conv._ConvNd, nn.Linear]):
-            dep, idxs = group[0]
-            root, C = dep.target.module, len(idxs)
-            name = names.get(id(root))
-            if isinstance(n_keep, dict):
-                if name not in n_keep: continue
-                k = min(n_keep[name], C)
-            else: k = keep_count(C, ratio) if ratio is not None else min(n_keep, C)
-            if k >= C: continue
-            scores = imp(group)   # ties: the lower index is kept (as project_structured)
-            keep = set(torch.argsort(-scores.double(), stable=True)[:k].tolist())
-            plan.append((root, dep.handler, [i for i in range(C) if i not in keep]))
-        for root, handler, drop in plan:
+        for root, handler, drop in _prune_plan(DG, names, ignored, ratio, n_keep, imp):
             g = DG.get_pruning_group(root, handler, drop)
             if DG.check_pruning_group(g): g.prune()
         with torch.no_grad(): new_shape = new(example_inputs).shape

@@ -13,6 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils import prune as _prune
 from torch.overrides import TorchFunctionMode
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['ENCODINGS', 'bit_width', 'bit_patterns', 'zero_mask', 'TensorStats', 'tensor_stats', 'faithful_tensor_bits',
@@ -241,18 +242,11 @@ def cpu_latency(model: nn.Module, # a model on the CPU
 # %% ../nbs/14_size.ipynb #476fcc50
 from .models import count_weights
 
+# %% ../nbs/14_size.ipynb #5cbe15d6
 def _raw_bits(ts) -> int: return sum(x.tensor.numel() * x.tensor.element_size() * 8 for x in ts)
 
-def model_size(model: nn.Module, # any model (dense, sparse, quantized, factorized, pruned)
-               *,
-               dense_weights: int | nn.Module | None = None, # the dense reference: its N, or the dense model itself
-               example_input: torch.Tensor | None = None, # a batch, for MACs (and latency)
-               latency: bool | int = False, # True, or the number of timed runs: batch-1 CPU latency (1 thread, `cpu_latency`)
-               onnx_latency: bool | int = False, # the same in ONNX Runtime (`deploy.onnx_latency`; the optional extra 'onnx')
-               max_codebook: int = 2**16, # larger codebooks never count as quantized
-              ) -> dict:
-    "Parameters, non-zeros, faithful (ATMC) and honest sizes in bits with their ratios to the dense model, MACs, latency."
-    ts = named_tensors(model)
+def _tensor_rows(ts: list, max_codebook: int) -> tuple[list, int, dict]:
+    "Per tensor of `ts` (`named_tensors`): its statistics, faithful bits and cheapest encoding; with the faithful total and the honest split."
     rows, faithful, honest = [], 0, dict(index_bits=0, value_bits=0, codebook_bits=0)
     for x in ts:
         s = tensor_stats(x.tensor)
@@ -263,6 +257,11 @@ def model_size(model: nn.Module, # any model (dense, sparse, quantized, factoriz
         rows.append(dict(name=x.name, shape=s.shape, dtype=s.dtype, weight=x.is_weight, numel=s.numel, nnz=s.nnz,
                          n_values=s.n_values, quantized=q, faithful_bits=fb, encoding=enc, index=cost['index'],
                          honest_bits=cost['bits']))
+    return rows, faithful, honest
+
+# %% ../nbs/14_size.ipynb #fa12c0fe
+def _dense_reference(model: nn.Module, ts: list, dense_weights) -> tuple[int, int]:
+    "(N, all its tensors raw in bits) of the dense reference: `model` itself (None), an int N, or the dense model."
     if dense_weights is None: ref_n, ref_all = count_weights(model), _raw_bits(ts)
     elif isinstance(dense_weights, nn.Module):
         ref_n, ref_all = count_weights(dense_weights), _raw_bits(named_tensors(dense_weights))
@@ -270,6 +269,21 @@ def model_size(model: nn.Module, # any model (dense, sparse, quantized, factoriz
         ref_n, ref_all = int(dense_weights), 32 * int(dense_weights) + _raw_bits([x for x in ts if not x.is_weight])
     else: raise TypeError(f"dense_weights must be None, an int or an nn.Module, got {type(dense_weights).__name__}")
     if ref_n <= 0: raise ValueError(f"the dense reference has N={ref_n} conv/linear weights: pass dense_weights (the dense model or its N)")
+    return ref_n, ref_all
+
+# %% ../nbs/14_size.ipynb #faa67e74
+def model_size(model: nn.Module, # any model (dense, sparse, quantized, factorized, pruned)
+               *,
+               dense_weights: int | nn.Module | None = None, # the dense reference: its N, or the dense model itself
+               example_input: torch.Tensor | None = None, # a batch, for MACs (and latency)
+               latency: bool | int = False, # True, or the number of timed runs: batch-1 CPU latency (1 thread, `cpu_latency`)
+               onnx_latency: bool | int = False, # the same in ONNX Runtime (`deploy.onnx_latency`; the optional extra 'onnx')
+               max_codebook: int = 2**16, # larger codebooks never count as quantized
+              ) -> dict:
+    "Parameters, non-zeros, faithful (ATMC) and honest sizes in bits with their ratios to the dense model, MACs, latency."
+    ts = named_tensors(model)
+    rows, faithful, honest = _tensor_rows(ts, max_codebook)
+    ref_n, ref_all = _dense_reference(model, ts, dense_weights)
     honest_bits = sum(honest.values())
     r = dict(params=sum(x.tensor.numel() for x in ts if x.is_param),
              weights=sum(x['numel'] for x in rows if x['weight']), nnz=sum(x['nnz'] for x in rows if x['weight']),
@@ -303,6 +317,7 @@ _HEAD = dict(model='model', weights='weights', nnz='nnz', faithful_bits='faithfu
              faithful_x='faithful x', honest_bits='honest KiB', honest_cr='honest CR', honest_x='honest x',
              macs='MACs', effective_macs='eff. MACs', latency_ms='latency ms', onnx_latency_ms='ORT ms')
 
+# %% ../nbs/14_size.ipynb #4d4a818e
 class SizeTable(list):
     "Rows of `size_table` (dicts): prints aligned, renders as markdown, `figure()` draws the sizes with plotly."
     columns = list(_HEAD)
@@ -315,20 +330,28 @@ class SizeTable(list):
         line = lambda cells: '  '.join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(cells, wid)))
         return '\n'.join([line(head), line(['-' * w for w in wid])] + [line(b) for b in body])
     __repr__ = __str__
-    def to_markdown(self) -> str:
-        head, body = self._cells()
-        return '\n'.join(['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)] + ['| ' + ' | '.join(b) + ' |' for b in body])
-    def _repr_markdown_(self): return self.to_markdown()
-    def figure(self, extra: dict | None = None): # more bars: {label: [KiB per row]}
-        "A plotly bar chart of dense, faithful and honest sizes (KiB) per model."
-        import plotly.graph_objects as go
-        names = [r['model'] for r in self]
-        bars = {'dense (all fp32)': [r['dense_all_bits'] / 8192 for r in self],
-                'faithful (ATMC formula)': [r['faithful_bits'] / 8192 for r in self],
-                'honest (with index)': [r['honest_bits'] / 8192 for r in self], **(extra or {})}
-        fig = go.Figure([go.Bar(name=k, x=names, y=v) for k, v in bars.items()])
-        return fig.update_layout(barmode='group', yaxis_title='KiB', yaxis_type='log', height=380, margin=dict(t=30))
 
+# %% ../nbs/14_size.ipynb #cdbb9380
+@patch
+def to_markdown(self:SizeTable) -> str:
+    head, body = self._cells()
+    return '\n'.join(['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)] + ['| ' + ' | '.join(b) + ' |' for b in body])
+
+@patch
+def _repr_markdown_(self:SizeTable): return self.to_markdown()
+
+@patch
+def figure(self:SizeTable, extra: dict | None = None): # more bars: {label: [KiB per row]}
+    "A plotly bar chart of dense, faithful and honest sizes (KiB) per model."
+    import plotly.graph_objects as go
+    names = [r['model'] for r in self]
+    bars = {'dense (all fp32)': [r['dense_all_bits'] / 8192 for r in self],
+            'faithful (ATMC formula)': [r['faithful_bits'] / 8192 for r in self],
+            'honest (with index)': [r['honest_bits'] / 8192 for r in self], **(extra or {})}
+    fig = go.Figure([go.Bar(name=k, x=names, y=v) for k, v in bars.items()])
+    return fig.update_layout(barmode='group', yaxis_title='KiB', yaxis_type='log', height=380, margin=dict(t=30))
+
+# %% ../nbs/14_size.ipynb #3fb6f1f3
 def size_table(models: dict, # {name: model}
                **kwargs, # passed to `model_size` (dense_weights, example_input, latency, onnx_latency, max_codebook)
               ) -> SizeTable:

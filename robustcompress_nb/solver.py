@@ -93,6 +93,7 @@ def _check_every(every, name='every'):
         raise ValueError(f"{name} must be an int >= 1 (optimizer steps), got {every!r}")
     return every
 
+# %% ../nbs/20_solver.ipynb #98a279b9
 class ProjectCallback(Callback):
     "Projected SGD: project `tensors_fn(model)` onto `constraint` in place every `every` steps, at the start and at the end."
     order = 20
@@ -111,31 +112,42 @@ class ProjectCallback(Callback):
         "The constrained tensors of the trainer's model."
         return _select(self.trainer.model, self.tensors_fn)
 
-    @torch.no_grad()
-    def project(self):
-        "Project now (or, with a fixed mask, re-apply the mask)."
-        ts = self.tensors()
-        if self.fix_mask and self.masks is not None:
-            for t, m in zip(ts, self.masks): t.mul_(m)
-        else: project_(ts, self.constraint)
-        self.n_projections += 1
-
-    def before_fit(self):
-        if self.trainer.step == 0:   # a resumed run loads its state (weights, masks) afterwards, in Checkpoint.before_fit
-            self.masks = None
-            self.project()
-            if self.fix_mask: self.masks = [t.detach() != 0 for t in self.tensors()]
-    def after_step(self):
-        if self.fix_mask or self.trainer.step % self.every == 0: self.project()
-    def after_fit(self): self.project()   # a stopped or finished run leaves feasible weights
-
     def is_feasible(self) -> bool:
         "Whether the model's tensors lie in the constraint set now."
         return self.constraint.is_feasible([t.detach() for t in self.tensors()])
 
-    def state_dict(self): return None if self.masks is None else {'masks': [m.clone() for m in self.masks]}
-    def load_state_dict(self, state): self.masks = [m.clone() for m in state['masks']]
     def __repr__(self): return f"ProjectCallback({self.constraint!r}, every={self.every}, fix_mask={self.fix_mask})"
+
+# %% ../nbs/20_solver.ipynb #0cb7f419
+@patch
+@torch.no_grad()
+def project(self:ProjectCallback):
+    "Project now (or, with a fixed mask, re-apply the mask)."
+    ts = self.tensors()
+    if self.fix_mask and self.masks is not None:
+        for t, m in zip(ts, self.masks): t.mul_(m)
+    else: project_(ts, self.constraint)
+    self.n_projections += 1
+
+@patch
+def before_fit(self:ProjectCallback):
+    if self.trainer.step == 0:   # a resumed run loads its state (weights, masks) afterwards, in Checkpoint.before_fit
+        self.masks = None
+        self.project()
+        if self.fix_mask: self.masks = [t.detach() != 0 for t in self.tensors()]
+
+@patch
+def after_step(self:ProjectCallback):
+    if self.fix_mask or self.trainer.step % self.every == 0: self.project()
+
+@patch
+def after_fit(self:ProjectCallback): self.project()   # a stopped or finished run leaves feasible weights
+
+@patch
+def state_dict(self:ProjectCallback): return None if self.masks is None else {'masks': [m.clone() for m in self.masks]}
+
+@patch
+def load_state_dict(self:ProjectCallback, state): self.masks = [m.clone() for m in state['masks']]
 
 # %% ../nbs/20_solver.ipynb #55bdd174
 class ADMMCallback(Callback):
@@ -158,53 +170,67 @@ class ADMMCallback(Callback):
         "The constrained tensors W of the trainer's model."
         return _select(self.trainer.model, self.tensors_fn)
 
-    def before_fit(self):
-        if self.Z is None:   # a checkpoint (loaded afterwards by Checkpoint.before_fit) replaces this start
-            ws = self.tensors()
-            self.Z = [w.detach().clone() for w in ws]
-            self.U = [torch.zeros_like(w, memory_format=torch.preserve_format).detach() for w in ws]
-
-    def after_loss(self):
-        pen = sum(((w - z + u) ** 2).sum() for w, z, u in zip(self.tensors(), self.Z, self.U))
-        self.trainer.add_penalty(0.5 * self.rho * pen, 'admm')
-
-    @torch.no_grad()
-    def update(self):
-        "One Z-step and dual step: Z <- Proj(W + U), U <- U + W - Z."
-        ws = [w.detach() for w in self.tensors()]
-        self.Z = [z.detach().clone() for z in self.constraint.project([w + u for w, u in zip(ws, self.U)])]
-        self.U = [u + w - z for w, z, u in zip(ws, self.Z, self.U)]
-        self.n_updates += 1
-        self.residuals.append(self.residual())
-
-    def after_step(self):
-        if self.trainer.step % self.every == 0: self.update()
-
-    @torch.no_grad()
-    def residual(self) -> float:
-        "Relative primal residual ||W - Z|| / ||W||: how far the trained weights are from the feasible Z."
-        ws = [w.detach() for w in self.tensors()]
-        num = math.sqrt(sum(float(((w - z) ** 2).sum()) for w, z in zip(ws, self.Z)))
-        return num / max(math.sqrt(sum(float((w ** 2).sum()) for w in ws)), 1e-12)
-
-    @torch.no_grad()
-    def deploy(self, model: nn.Module | None = None) -> nn.Module:
-        "Write Z (projected if it is not feasible yet) into the tensors of `model` (default: the trainer's), in place."
-        model = self.trainer.model if model is None else model
-        Z = self.Z if self.constraint.is_feasible(self.Z) else self.constraint.project(self.Z)
-        for w, z in zip(_select(model, self.tensors_fn), Z): w.copy_(z)
-        return model
-
-    def state_dict(self):
-        if self.Z is None: return None
-        return {'Z': [z.clone() for z in self.Z], 'U': [u.clone() for u in self.U], 'n_updates': self.n_updates,
-                'residuals': list(self.residuals)}
-    def load_state_dict(self, state):
-        dev = self.tensors()[0].device if self.trainer is not None else None
-        self.Z = [z.clone().to(dev) for z in state['Z']]
-        self.U = [u.clone().to(dev) for u in state['U']]
-        self.n_updates, self.residuals = int(state['n_updates']), list(state['residuals'])
     def __repr__(self): return f"ADMMCallback({self.constraint!r}, rho={self.rho}, every={self.every})"
+
+# %% ../nbs/20_solver.ipynb #743cf27e
+@patch
+def before_fit(self:ADMMCallback):
+    if self.Z is None:   # a checkpoint (loaded afterwards by Checkpoint.before_fit) replaces this start
+        ws = self.tensors()
+        self.Z = [w.detach().clone() for w in ws]
+        self.U = [torch.zeros_like(w, memory_format=torch.preserve_format).detach() for w in ws]
+
+@patch
+def after_loss(self:ADMMCallback):
+    pen = sum(((w - z + u) ** 2).sum() for w, z, u in zip(self.tensors(), self.Z, self.U))
+    self.trainer.add_penalty(0.5 * self.rho * pen, 'admm')
+
+@patch
+def after_step(self:ADMMCallback):
+    if self.trainer.step % self.every == 0: self.update()
+
+# %% ../nbs/20_solver.ipynb #ec95c086
+@patch
+@torch.no_grad()
+def update(self:ADMMCallback):
+    "One Z-step and dual step: Z <- Proj(W + U), U <- U + W - Z."
+    ws = [w.detach() for w in self.tensors()]
+    self.Z = [z.detach().clone() for z in self.constraint.project([w + u for w, u in zip(ws, self.U)])]
+    self.U = [u + w - z for w, z, u in zip(ws, self.Z, self.U)]
+    self.n_updates += 1
+    self.residuals.append(self.residual())
+
+@patch
+@torch.no_grad()
+def residual(self:ADMMCallback) -> float:
+    "Relative primal residual ||W - Z|| / ||W||: how far the trained weights are from the feasible Z."
+    ws = [w.detach() for w in self.tensors()]
+    num = math.sqrt(sum(float(((w - z) ** 2).sum()) for w, z in zip(ws, self.Z)))
+    return num / max(math.sqrt(sum(float((w ** 2).sum()) for w in ws)), 1e-12)
+
+# %% ../nbs/20_solver.ipynb #036a4b99
+@patch
+@torch.no_grad()
+def deploy(self:ADMMCallback, model: nn.Module | None = None) -> nn.Module:
+    "Write Z (projected if it is not feasible yet) into the tensors of `model` (default: the trainer's), in place."
+    model = self.trainer.model if model is None else model
+    Z = self.Z if self.constraint.is_feasible(self.Z) else self.constraint.project(self.Z)
+    for w, z in zip(_select(model, self.tensors_fn), Z): w.copy_(z)
+    return model
+
+# %% ../nbs/20_solver.ipynb #2ec96163
+@patch
+def state_dict(self:ADMMCallback):
+    if self.Z is None: return None
+    return {'Z': [z.clone() for z in self.Z], 'U': [u.clone() for u in self.U], 'n_updates': self.n_updates,
+            'residuals': list(self.residuals)}
+
+@patch
+def load_state_dict(self:ADMMCallback, state):
+    dev = self.tensors()[0].device if self.trainer is not None else None
+    self.Z = [z.clone().to(dev) for z in state['Z']]
+    self.U = [u.clone().to(dev) for u in state['U']]
+    self.n_updates, self.residuals = int(state['n_updates']), list(state['residuals'])
 
 # %% ../nbs/20_solver.ipynb #a77f2ba9
 @dataclass
@@ -241,17 +267,19 @@ class Stage:
         bad = {'epochs', 'loss', 'lr', 'attack', 'callbacks', 'seed', 'device'} & set(self.options)
         if bad: raise ValueError(f"stage {self.name!r}: options may not set {sorted(bad)} (they are Stage/Solver fields)")
 
-    @property
-    def constraint(self) -> Constraint | None:
-        "The set the deployed model of this stage lies in (`admm` if given, else `project`)."
-        return self.admm if self.admm is not None else self.project
+# %% ../nbs/20_solver.ipynb #9b568346
+@patch(as_prop=True)
+def constraint(self:Stage) -> Constraint | None:
+    "The set the deployed model of this stage lies in (`admm` if given, else `project`)."
+    return self.admm if self.admm is not None else self.project
 
-    def callbacks(self) -> list[Callback]:
-        "Fresh `ProjectCallback`/`ADMMCallback` for one run of this stage."
-        cbs = []
-        if self.project is not None: cbs.append(ProjectCallback(self.project, self.tensors, every=self.every, fix_mask=self.fix_mask))
-        if self.admm is not None: cbs.append(ADMMCallback(self.admm, self.tensors, rho=self.rho, every=self.q))
-        return cbs
+@patch
+def callbacks(self:Stage) -> list[Callback]:
+    "Fresh `ProjectCallback`/`ADMMCallback` for one run of this stage."
+    cbs = []
+    if self.project is not None: cbs.append(ProjectCallback(self.project, self.tensors, every=self.every, fix_mask=self.fix_mask))
+    if self.admm is not None: cbs.append(ADMMCallback(self.admm, self.tensors, rho=self.rho, every=self.q))
+    return cbs
 
 # %% ../nbs/20_solver.ipynb #4aacaef3
 class Solver:
@@ -285,51 +313,56 @@ class Solver:
         self.checkpoint_dir, self.device, self.extra = checkpoint_dir, device, list(callbacks)
         self.n_dense, self.model, self.results, self.stopped = count_weights(model), None, [], False
 
-    def _trainer(self, i, st, model, cbs):
-        train = getattr(self.data, 'train', self.data)
-        cbs = cbs + list(self.extra)
-        if self.evaluate: cbs.append(EvalCallback(self.data.test, self.eval_attack, n_examples=self.n_eval))
-        if self.checkpoint_dir is not None:   # the stage's facts are compared on resume: another budget's checkpoint is refused
-            facts = dict(stage=st.name, index=i, loss=st.loss, constraint=repr(st.constraint), tensors=str(st.tensors), n_dense=self.n_dense)
-            cbs.append(Checkpoint(Path(self.checkpoint_dir) / f"{i}_{st.name}.pt", config=facts))
-        t = Trainer(model, train, epochs=st.epochs, loss=st.loss, attack=None if st.loss == 'natural' else self.attack,
-                    lr=st.lr, seed=self.seed + i, device=self.device, callbacks=cbs, **st.options)
-        t.stage_name = st.name   # for progress lines
-        return t
-
-    def _deploy(self, st, model, cbs):
-        for cb in cbs:
-            if isinstance(cb, ADMMCallback): cb.deploy(model)
-        c = st.constraint
-        ts = [t.detach() for t in _select(model, _tensors_fn(st.tensors))]
-        return dict(stage=st.name, feasible=None if c is None else c.is_feasible(ts), cost=None if c is None else c.cost(ts),
-                    numel=sum(t.numel() for t in ts), nnz=sum(int((t != 0).sum()) for t in ts))
-
-    def run(self) -> nn.Module:
-        """Run all stages; returns the deployed model (also `self.model`). `self.results` has one record per stage:
-        `stage`, `feasible` and `cost` of its constraint (None without one), `numel`/`nnz` of its tensors, `history`,
-        `stopped`, and with `evaluate=True` `eval`: `evaluation.evaluate` of the deployed model."""
-        model, self.results, self.stopped = clone_model(self.model0), [], False
-        for i, st in enumerate(self.stages):
-            if st.transform is not None: model = st.transform(model)
-            cbs = st.callbacks()
-            t = self._trainer(i, st, model, cbs)
-            try: t.fit()
-            except KeyboardInterrupt:
-                self.model = model; self.results.append({**self._deploy(st, model, cbs), 'history': t.history, 'stopped': True})
-                self.stopped = True; raise
-            rec = self._deploy(st, model, cbs)
-            if self.evaluate:   # the deployed model (for ADMM: Z), which the per-epoch EvalCallback (on W) does not see
-                with torch.random.fork_rng(devices=[]):
-                    torch.manual_seed(self.seed)
-                    rec['eval'] = evaluate_model(model, self.data.test, self.eval_attack, n_examples=self.n_eval)
-            self.results.append({**rec, 'history': t.history, 'stopped': t.cancelled})
-            if t.cancelled: self.stopped = True; break
-        self.model = model
-        return model
-
     def __repr__(self):
         return f"Solver([{', '.join(s.name for s in self.stages)}], N={self.n_dense}, attack={getattr(self.attack, 'name', self.attack)})"
+
+# %% ../nbs/20_solver.ipynb #2a3172cb
+@patch
+def _trainer(self:Solver, i, st, model, cbs):
+    train = getattr(self.data, 'train', self.data)
+    cbs = cbs + list(self.extra)
+    if self.evaluate: cbs.append(EvalCallback(self.data.test, self.eval_attack, n_examples=self.n_eval))
+    if self.checkpoint_dir is not None:   # the stage's facts are compared on resume: another budget's checkpoint is refused
+        facts = dict(stage=st.name, index=i, loss=st.loss, constraint=repr(st.constraint), tensors=str(st.tensors), n_dense=self.n_dense)
+        cbs.append(Checkpoint(Path(self.checkpoint_dir) / f"{i}_{st.name}.pt", config=facts))
+    t = Trainer(model, train, epochs=st.epochs, loss=st.loss, attack=None if st.loss == 'natural' else self.attack,
+                lr=st.lr, seed=self.seed + i, device=self.device, callbacks=cbs, **st.options)
+    t.stage_name = st.name   # for progress lines
+    return t
+
+@patch
+def _deploy(self:Solver, st, model, cbs):
+    for cb in cbs:
+        if isinstance(cb, ADMMCallback): cb.deploy(model)
+    c = st.constraint
+    ts = [t.detach() for t in _select(model, _tensors_fn(st.tensors))]
+    return dict(stage=st.name, feasible=None if c is None else c.is_feasible(ts), cost=None if c is None else c.cost(ts),
+                numel=sum(t.numel() for t in ts), nnz=sum(int((t != 0).sum()) for t in ts))
+
+# %% ../nbs/20_solver.ipynb #b642d283
+@patch
+def run(self:Solver) -> nn.Module:
+    """Run all stages; returns the deployed model (also `self.model`). `self.results` has one record per stage:
+    `stage`, `feasible` and `cost` of its constraint (None without one), `numel`/`nnz` of its tensors, `history`,
+    `stopped`, and with `evaluate=True` `eval`: `evaluation.evaluate` of the deployed model."""
+    model, self.results, self.stopped = clone_model(self.model0), [], False
+    for i, st in enumerate(self.stages):
+        if st.transform is not None: model = st.transform(model)
+        cbs = st.callbacks()
+        t = self._trainer(i, st, model, cbs)
+        try: t.fit()
+        except KeyboardInterrupt:
+            self.model = model; self.results.append({**self._deploy(st, model, cbs), 'history': t.history, 'stopped': True})
+            self.stopped = True; raise
+        rec = self._deploy(st, model, cbs)
+        if self.evaluate:   # the deployed model (for ADMM: Z), which the per-epoch EvalCallback (on W) does not see
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.seed)
+                rec['eval'] = evaluate_model(model, self.data.test, self.eval_attack, n_examples=self.n_eval)
+        self.results.append({**rec, 'history': t.history, 'stopped': t.cancelled})
+        if t.cancelled: self.stopped = True; break
+    self.model = model
+    return model
 
 # %% ../nbs/20_solver.ipynb #4b22234c
 def lowrank_transform(constraint: LowRank | Tucker2, n_iter: int = 0) -> Callable:

@@ -783,6 +783,7 @@ def _seeded(device:torch.device, seed:int):
         torch.manual_seed(seed)
         yield
 
+# %% ../nbs/04_train.ipynb #04b38ce5
 class EvalCallback(Callback):
     "After every `every` epochs (and the last), log test clean and robust accuracy from `evaluation.evaluate`."
     order = 10
