@@ -11,18 +11,18 @@ import torch
 
 from .data import DATASETS, get_data
 from .models import MODELS, get_model, count_weights
-from .attacks import FGSM, PGD, FGSMRS, Free, fmt_eps
+from .attacks import PGD, fmt_eps
 from .evaluation import PROTOCOLS, evaluate_protocol
 from .train import (LOSSES, OPTIMIZERS, SCHEDULES, ATTACK_MODES, Trainer, Callback, Checkpoint, OverfitGuard,
                                      ProgressBar, atomic_save)
 from .solver import METHODS, Budget, get_method
 from .checks import atomic_write, require_extra
 from .experiments import (recipe, run_method, sweep, sweep_plan, results_table, write_report, results_paths,
-                                           BACKENDS, _check_reachable)
+                                           BACKENDS, TRAIN_ATTACKS, Recipe, uses_guard, _check_reachable)
 
 # %% auto #0
-__all__ = ['DEFAULT_LR', 'COMMANDS', 'TRAIN_ATTACKS', 'DENSE_FORMAT', 'DEMO_EPOCHS', 'register_command', 'build_parser', 'main',
-           'protocol_table', 'save_dense', 'load_dense', 'keep_float', 'compress_report']
+__all__ = ['DEFAULT_LR', 'COMMANDS', 'DENSE_FORMAT', 'DEMO_EPOCHS', 'register_command', 'build_parser', 'main', 'protocol_table',
+           'save_dense', 'load_dense', 'keep_float', 'compress_report']
 
 # %% ../nbs/90_cli.ipynb #338677e3
 DEFAULT_LR = {'sgd': 0.05, 'adam': 1e-3, 'adamw': 1e-3}
@@ -167,15 +167,11 @@ def _device(name:str):
     return d
 
 # %% ../nbs/90_cli.ipynb #e18eda40
-TRAIN_ATTACKS = ('pgd', 'fgsm', 'fgsm-rs', 'free')
-
-def _train_attack(kind:str, eps:float, *, steps:int, alpha:float|None=None, replays:int|None=None):
-    "The training attack spec of `--attack kind` (one of `TRAIN_ATTACKS`)."
+def _train_attack(rec:Recipe, kind:str, eps:float, *, steps:int, alpha:float|None=None, replays:int|None=None):
+    "The training attack spec of `--attack kind`, by the data set's recipe `rec` (`Recipe.train_attack`)."
     if replays is not None and kind != 'free': raise ValueError(f"--replays is for --attack free, not --attack {kind}")
-    if kind == 'pgd': return PGD(eps, alpha=alpha, steps=steps)
-    if kind == 'fgsm': return FGSM(eps)
-    if kind == 'fgsm-rs': return FGSMRS(eps, alpha=alpha)
-    return Free(eps, replays=replays or 4, alpha=alpha)
+    if alpha is not None and kind == 'fgsm': raise ValueError("--alpha: FGSM's step is eps; use --attack fgsm-rs for a step size")
+    return rec.train_attack(eps, steps, kind=kind, replays=replays, alpha=alpha)
 
 # %% ../nbs/90_cli.ipynb #88cd3508
 def _setup_train(args):
@@ -188,7 +184,7 @@ def _setup_train(args):
     info = data.info
     eps = info.eps if args.eps is None else args.eps
     if eps <= 0 and args.loss != 'natural': raise ValueError(f"--eps must be > 0 for --loss {args.loss}")
-    attack = None if args.loss == 'natural' else _train_attack(args.attack, eps, steps=args.steps, alpha=args.alpha, replays=args.replays)
+    attack = None if args.loss == 'natural' else _train_attack(defaults, args.attack, eps, steps=args.steps, alpha=args.alpha, replays=args.replays)
     protocol = _protocol(args, data, eps, pgd_alpha=args.eval_alpha) if eps > 0 else None
     model_name = args.model or defaults.model
     model = get_model(model_name, info, seed=args.seed)
@@ -196,7 +192,7 @@ def _setup_train(args):
     if not (args.quiet or args.json): cbs.append(ProgressBar(enabled=None))
     if not args.quiet: cbs.append(_EpochLines())
     if args.checkpoint: cbs.append(Checkpoint(args.checkpoint, resume=False))
-    guard = OverfitGuard(data.test) if isinstance(attack, (FGSM, FGSMRS, Free)) else None   # single-step training: watch it
+    guard = OverfitGuard(data.test) if args.loss != 'natural' and uses_guard('da', attack) else None   # single-step training: watch it
     if guard is not None: cbs.append(guard)
     trainer = Trainer(model, data.train, epochs=args.epochs or defaults.train_epochs, loss=args.loss, attack=attack,
                       adv_weight=args.adv_weight, attack_mode=args.attack_mode, eps_warmup=args.eps_warmup,
@@ -445,7 +441,7 @@ def _budget(args, method) -> Budget:
 def _run_attacks(args, data):
     "The training attack and the evaluation protocol of `compress`/`demo`, from the recipe and the flags."
     eps = data.info.eps if args.eps is None else args.eps
-    return _train_attack(args.attack, eps, steps=args.train_steps or recipe(data).train_steps, replays=args.replays), _protocol(args, data, eps)
+    return _train_attack(recipe(data), args.attack, eps, steps=args.train_steps or recipe(data).train_steps, replays=args.replays), _protocol(args, data, eps)
 
 def _load_dense(path, info):
     try: meta, state = load_dense(path)
