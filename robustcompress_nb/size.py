@@ -155,6 +155,7 @@ def pruned_tensor(m: nn.Module, name: str) -> torch.Tensor:
     orig, mask = getattr(m, name + '_orig'), getattr(m, name + '_mask')
     with torch.no_grad(): return (mask.to(dtype=orig.dtype) * orig).detach()
 
+# %% ../nbs/14_size.ipynb #20ce8e72
 @dataclass
 class NamedTensor:
     "One tensor of a model: its dotted name, the tensor, whether it is a parameter and whether it is a weight."
