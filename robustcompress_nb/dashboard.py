@@ -698,6 +698,7 @@ def _previous_done(self: Dashboard, timeout: float = 10.0) -> bool:
     t.join(timeout)
     return not t.is_alive()
 
+# %% ../nbs/30_dashboard.ipynb #60f4a5a8
 @patch
 def _launch(self: Dashboard, make_cfg, body, block: bool | None, sweep: bool = False) -> bool:
     "Run `body(make_cfg())` (a refusal of `make_cfg` shown as a message), in its own thread unless blocking; True if it started."

@@ -391,6 +391,7 @@ def _check_lowrank(model: nn.Module, k: int, tucker: bool):
     if k < lo: raise ValueError(f"the budget k={k:,} is below {lo:,}, the parameters of rank 1{' (Tucker-2 ranks (1, 1))' if tucker else ''} "
                                 f"in every layer: raise keep/k")
 
+# %% ../nbs/20_solver.ipynb #97db2494
 def da(model, budget, *, lr: float = 0.05, loss: str = 'adversarial', **options) -> list[Stage]:
     "DA, dense adversarial training: min_W E max_delta loss, no constraint."
     return [Stage('dense', lr=lr, loss=loss, options=options)]
@@ -424,6 +425,7 @@ def aq(model, budget, *, lr: float = 0.05, rho: float = 0.1, q: int = 10, loss='
     return [Stage('dense', loss=loss, lr=lr, options=options),
             Stage('quantize', loss=loss, lr=lr, admm=Quantized(budget.bits), rho=rho, q=q, options=options)]
 
+# %% ../nbs/20_solver.ipynb #c3d4b41d
 def atmc(model, budget, *, floor: int = 0, lr: float = 0.01, rho: float = 0.1, q: int = 10, loss='adversarial', **options) -> list[Stage]:
     """ATMC-32 (`budget.bits` None) or ATMC-b: dense adversarial training; sparse (projected) adversarial training on W;
     factorize W = UV + C (`atmc_factorize`) and train the factors under one global l0 budget k = keep * N;
