@@ -44,6 +44,7 @@ def zero_mask(t: torch.Tensor) -> np.ndarray:
     "Boolean numpy array (flattened): True where `t == 0` (both +0.0 and -0.0 for floats)."
     return (t.detach().to('cpu').reshape(-1) == 0).numpy()
 
+# %% ../nbs/14_size.ipynb #11498068
 def _unique(a: np.ndarray, return_inverse: bool = False):
     "Sorted distinct values of the 1-D `a` (and the index of each entry's value), by sorting: numpy 2's hash-based `np.unique` is very slow on millions of distinct values."
     order = np.argsort(a, kind='stable') if return_inverse else None
@@ -198,6 +199,7 @@ class _MacCounter(TorchFunctionMode):
                                     macs=per_channel * w.numel(), effective_macs=per_channel * int((w != 0).sum())))
         return out
 
+# %% ../nbs/14_size.ipynb #450d3869
 def count_macs(model: nn.Module, # any model
                example_input: torch.Tensor, # a batch (first dimension = batch size) the model accepts
               ) -> dict:

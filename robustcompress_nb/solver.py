@@ -491,6 +491,7 @@ def check(self: Method, budget: Budget) -> Budget:
     if self.bits == 'none' and budget.bits is not None: raise ValueError(f"method {self.name} does not quantize: leave bits out")
     return budget
 
+# %% ../nbs/20_solver.ipynb #fe91e926
 def _per_stage(epochs, n: int, names: list[str], method: str) -> list[int]:
     e = [epochs] * n if isinstance(epochs, int) and not isinstance(epochs, bool) else list(epochs) if isinstance(epochs, (list, tuple)) else None
     if e is None or len(e) != n or any(isinstance(x, bool) or not isinstance(x, int) or x < 0 for x in e):
