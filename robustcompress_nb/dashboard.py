@@ -143,6 +143,7 @@ def after_step(self: LiveLog):
     self._buf.append((t.loss.detach(), (out.argmax(1) == t.y).sum(), len(t.y), t.out_adv is not None))
     if time.perf_counter() - self._t >= self.refresh_s: self._close(); self._refresh('step')
 
+# %% ../nbs/30_dashboard.ipynb #45573e7f
 @patch
 def after_epoch(self: LiveLog):
     self._close()
