@@ -355,6 +355,7 @@ def _sphere_noise(x, eps, norm, generator):
     g = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
     return eps * g / _flat_norm2(g).clamp_min(1e-12)
 
+# %% ../nbs/02_attacks.ipynb #fa7bf48c
 @dataclass(frozen=True)
 class RandomNoise(Attack):
     "Random perturbations on the surface of the ball; per example the first that fools the model, else the highest loss."

@@ -143,6 +143,7 @@ def after_step(self: LiveLog):
     self._buf.append((t.loss.detach(), (out.argmax(1) == t.y).sum(), len(t.y), t.out_adv is not None))
     if time.perf_counter() - self._t >= self.refresh_s: self._close(); self._refresh('step')
 
+# %% ../nbs/30_dashboard.ipynb #45573e7f
 @patch
 def after_epoch(self: LiveLog):
     self._close()
@@ -422,6 +423,29 @@ def make_sweep_controls(crs: str, backend: str) -> dict:
                 backend=W.Dropdown(options=list(SWEEP_BACKENDS), value=check_choice(backend, 'sweep_backend', SWEEP_BACKENDS),
                                    description='sweep on', **_wide(W)))
 
+# %% ../nbs/30_dashboard.ipynb #7202bfe7
+def _data_and_model(data, model, seed: int, root, n_train, n_test, batch_size: int):
+    "A dashboard's `Data` (a name is loaded), its model's name and its dense template (a private copy); TypeError for anything else."
+    data = data if isinstance(data, Data) else get_data(data, root=root, n_train=n_train, n_test=n_test, batch_size=batch_size, seed=seed)
+    if not isinstance(data, Data): raise TypeError(f"data must be a data set name or a Data, got {type(data).__name__}")
+    template = get_model(model, data.info, seed=seed) if isinstance(model, str) else model
+    if not isinstance(template, nn.Module): raise TypeError(f"model must be a model name or an nn.Module, got {type(model).__name__}")
+    return data, model if isinstance(model, str) else type(model).__name__, clone_model(template)
+
+# %% ../nbs/30_dashboard.ipynb #88f75fba
+def _check_start_args(method, cr, bits, attack, steps, replays) -> str:
+    "Check a dashboard's initial method, target CR, bits and training attack (ValueError naming the argument); the method's registered name."
+    method = get_method(method).name
+    check_number(cr, 'cr', 1e-3, 1, what=' (target compression ratio: stored bits / dense bits)'); _bits(bits)
+    if bits not in BITS_CHOICES: raise ValueError(f"bits must be one of {BITS_CHOICES} (32: unquantized), got {bits!r}")
+    check_choice(attack, 'attack', ATTACKS); check_int(steps, 'steps', 1, MAX_STEPS, what=' (training PGD steps)')
+    check_int(replays, 'replays', 1, MAX_REPLAYS, what=' (free training: replays of each batch)')
+    return method
+
+def _sweep_crs_text(cr: float, sweep_crs=None) -> str:
+    "The 'sweep CRs' control's text: `sweep_crs` checked and sorted (`parse_crs`); by default half, once and twice the target CR `cr`."
+    return ', '.join(f"{v:.3g}" for v in parse_crs([max(1e-3, cr / 2), cr, min(1.0, 2 * cr)] if sweep_crs is None else sweep_crs))
+
 # %% ../nbs/30_dashboard.ipynb #868352c8
 class Dashboard:
     "Interactive robust-compression runs over the run layer: budget widgets, Start / Pause / Stop, live training, layer and trade-off figures."
@@ -454,39 +478,36 @@ class Dashboard:
                  seed: int = 0, device=None, # seeds the model, data subset, training and attacks; None: CUDA when available
                  n_train: int | None = None, n_test: int | None = None, batch_size: int = 64, root=None, # when `data` is a name
                 ):
-        self.data = data if isinstance(data, Data) else get_data(data, root=root, n_train=n_train, n_test=n_test, batch_size=batch_size, seed=seed)
-        if not isinstance(self.data, Data): raise TypeError(f"data must be a data set name or a Data, got {type(data).__name__}")
-        self.model_name = model if isinstance(model, str) else type(model).__name__
-        self.template = get_model(model, self.data.info, seed=seed) if isinstance(model, str) else model
-        if not isinstance(self.template, nn.Module): raise TypeError(f"model must be a model name or an nn.Module, got {type(model).__name__}")
-        self.template, self.N, method = clone_model(self.template), count_weights(self.template), get_method(method).name
-        check_number(cr, 'cr', 1e-3, 1, what=' (target compression ratio: stored bits / dense bits)'); _bits(bits)
-        if bits not in BITS_CHOICES: raise ValueError(f"bits must be one of {BITS_CHOICES} (32: unquantized), got {bits!r}")
-        check_choice(attack, 'attack', ATTACKS); check_int(steps, 'steps', 1, MAX_STEPS, what=' (training PGD steps)')
-        check_int(replays, 'replays', 1, MAX_REPLAYS, what=' (free training: replays of each batch)')
+        self.data, self.model_name, self.template = _data_and_model(data, model, seed, root, n_train, n_test, batch_size)
+        self.N, method = count_weights(self.template), _check_start_args(method, cr, bits, attack, steps, replays)
         dense_epochs = recipe(self.data).train_epochs if dense_epochs is None else check_int(dense_epochs, 'dense_epochs', 1)
-        self.n_eval_epoch, self.eval_steps = check_int(n_eval_epoch, 'n_eval_epoch', 0), check_int(eval_steps, 'eval_steps', 1)
-        self.protocol = check_choice(protocol, 'protocol', PROTOCOLS)
-        self.share_dense, self.threaded, self.seed, self.device = share_dense, threaded, seed, _pick_device(device)
-        self.dense, self.backend, self.n_eval = DenseModels() if dense is None else dense, pick_backend(backend), n_eval
-        self.refresh_s = check_number((3.0 if self.backend == 'static' else 1.0) if refresh_s is None else refresh_s, 'refresh_s', 0)
-        self.rows, self.model, self.log, self.error, self.thread, self.control = [], None, None, None, None, None
-        self._running, self._quiet, self._run_settings, self._layer_dirty, self._lock = False, False, None, False, threading.Lock()
-        self._target_cr, self.ray_address, self.sweep_dir, self._sweeping = float(cr), ray_address, sweep_dir, False
-        crs = ', '.join(f"{v:.3g}" for v in parse_crs([max(1e-3, cr / 2), cr, min(1.0, 2 * cr)] if sweep_crs is None else sweep_crs))
-        self.sweep_controls = make_sweep_controls(crs, sweep_backend)
-        self.controls = make_controls(list(layer_units(self.template)), method=method, cr=cr, bits=bits, dense_epochs=dense_epochs,
-                                      eps=float(self.data.info.eps if eps is None else eps), attack=attack, steps=steps, replays=replays, epochs=epochs)
+        self._init_state(n_eval_epoch=n_eval_epoch, n_eval=n_eval, eval_steps=eval_steps, protocol=protocol, share_dense=share_dense,
+                         threaded=threaded, seed=seed, device=device, dense=dense, backend=backend, refresh_s=refresh_s, cr=cr,
+                         ray_address=ray_address, sweep_dir=sweep_dir)
+        self._init_controls(method=method, cr=cr, bits=bits, eps=eps, attack=attack, steps=steps, replays=replays, epochs=epochs,
+                            dense_epochs=dense_epochs, sweep_crs=sweep_crs, sweep_backend=sweep_backend)
         self._build_widget()
 
-    def _ipython_display_(self):
-        from IPython.display import display
-        display(self.widget)
+# %% ../nbs/30_dashboard.ipynb #61ccd880
+@patch
+def _init_state(self: Dashboard, *, n_eval_epoch, n_eval, eval_steps, protocol, share_dense, threaded, seed, device, dense, backend,
+                refresh_s, cr, ray_address, sweep_dir):
+    "The evaluation settings (checked), the run options and the empty run state of a new dashboard."
+    self.n_eval_epoch, self.eval_steps = check_int(n_eval_epoch, 'n_eval_epoch', 0), check_int(eval_steps, 'eval_steps', 1)
+    self.protocol = check_choice(protocol, 'protocol', PROTOCOLS)
+    self.share_dense, self.threaded, self.seed, self.device = share_dense, threaded, seed, _pick_device(device)
+    self.dense, self.backend, self.n_eval = DenseModels() if dense is None else dense, pick_backend(backend), n_eval
+    self.refresh_s = check_number((3.0 if self.backend == 'static' else 1.0) if refresh_s is None else refresh_s, 'refresh_s', 0)
+    self.rows, self.model, self.log, self.error, self.thread, self.control = [], None, None, None, None, None
+    self._running, self._quiet, self._run_settings, self._layer_dirty, self._lock = False, False, None, False, threading.Lock()
+    self._target_cr, self.ray_address, self.sweep_dir, self._sweeping = float(cr), ray_address, sweep_dir, False
 
-    def __repr__(self):
-        s = self.settings
-        return (f"Dashboard({self.data.info.name}, {self.model_name}, N={self.N:,}, method {s['method']}, "
-                f"target CR {s['cr']:.4g}, {len(self.rows)} run{'' if len(self.rows) == 1 else 's'})")
+@patch
+def _init_controls(self: Dashboard, *, method, cr, bits, eps, attack, steps, replays, epochs, dense_epochs, sweep_crs, sweep_backend):
+    "The sweep's and the settings' widgets at their initial values (eps None: the data set's)."
+    self.sweep_controls = make_sweep_controls(_sweep_crs_text(cr, sweep_crs), sweep_backend)
+    self.controls = make_controls(list(layer_units(self.template)), method=method, cr=cr, bits=bits, dense_epochs=dense_epochs,
+                                  eps=float(self.data.info.eps if eps is None else eps), attack=attack, steps=steps, replays=replays, epochs=epochs)
 
 # %% ../nbs/30_dashboard.ipynb #864cfdd4
 _LEVELS = {'info': '#555', 'warning': '#b35900', 'error': '#c00'}
@@ -610,6 +631,18 @@ def _on_sweep_backend(self: Dashboard, change=None):
     if why: self._message(f"sweeps on Ray: {why}", 'warning')
     elif self.message.value.startswith('sweeps on Ray: '): self.message.value = ''
 
+# %% ../nbs/30_dashboard.ipynb #3d110ce1
+@patch
+def _ipython_display_(self: Dashboard):
+    from IPython.display import display
+    display(self.widget)
+
+@patch
+def __repr__(self: Dashboard):
+    s = self.settings
+    return (f"Dashboard({self.data.info.name}, {self.model_name}, N={self.N:,}, method {s['method']}, "
+            f"target CR {s['cr']:.4g}, {len(self.rows)} run{'' if len(self.rows) == 1 else 's'})")
+
 # %% ../nbs/30_dashboard.ipynb #e5ad5078
 _CR_NOTE = "target CR: stored bits / dense bits, about (weights kept) x (bits / 32); a run's point uses its measured CR"
 _BITS_NOTE = ("bits: ATMC's size rule keeps a tensor in 32-bit floats when a codebook would not make it smaller "
@@ -666,6 +699,7 @@ def _previous_done(self: Dashboard, timeout: float = 10.0) -> bool:
     t.join(timeout)
     return not t.is_alive()
 
+# %% ../nbs/30_dashboard.ipynb #60f4a5a8
 @patch
 def _launch(self: Dashboard, make_cfg, body, block: bool | None, sweep: bool = False) -> bool:
     "Run `body(make_cfg())` (a refusal of `make_cfg` shown as a message), in its own thread unless blocking; True if it started."

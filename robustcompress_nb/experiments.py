@@ -58,6 +58,7 @@ class Recipe:
 TRAIN_ATTACKS = ('pgd', 'fgsm', 'fgsm-rs', 'free')
 "The kinds of training attack (`Recipe.train_attack`): PGD (Madry et al.), FGSM, FGSM with a random start, free training."
 
+# %% ../nbs/21_experiments.ipynb #f8572a03
 RECIPES = {'digits': Recipe('small_cnn', 64, 10, 3),
            'mnist': Recipe('lenet5', 128, 10, 2, eval_steps=40), 'fashion_mnist': Recipe('lenet5', 128, 10, 2, eval_steps=40),
            'cifar10': Recipe('cifar_small', 128, 30, 10), 'svhn': Recipe('resnet18', 128, 30, 5)}

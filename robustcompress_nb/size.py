@@ -44,6 +44,7 @@ def zero_mask(t: torch.Tensor) -> np.ndarray:
     "Boolean numpy array (flattened): True where `t == 0` (both +0.0 and -0.0 for floats)."
     return (t.detach().to('cpu').reshape(-1) == 0).numpy()
 
+# %% ../nbs/14_size.ipynb #11498068
 def _unique(a: np.ndarray, return_inverse: bool = False):
     "Sorted distinct values of the 1-D `a` (and the index of each entry's value), by sorting: numpy 2's hash-based `np.unique` is very slow on millions of distinct values."
     order = np.argsort(a, kind='stable') if return_inverse else None
@@ -155,6 +156,7 @@ def pruned_tensor(m: nn.Module, name: str) -> torch.Tensor:
     orig, mask = getattr(m, name + '_orig'), getattr(m, name + '_mask')
     with torch.no_grad(): return (mask.to(dtype=orig.dtype) * orig).detach()
 
+# %% ../nbs/14_size.ipynb #20ce8e72
 @dataclass
 class NamedTensor:
     "One tensor of a model: its dotted name, the tensor, whether it is a parameter and whether it is a weight."
@@ -197,6 +199,7 @@ class _MacCounter(TorchFunctionMode):
                                     macs=per_channel * w.numel(), effective_macs=per_channel * int((w != 0).sum())))
         return out
 
+# %% ../nbs/14_size.ipynb #450d3869
 def count_macs(model: nn.Module, # any model
                example_input: torch.Tensor, # a batch (first dimension = batch size) the model accepts
               ) -> dict:

@@ -391,6 +391,7 @@ def _check_lowrank(model: nn.Module, k: int, tucker: bool):
     if k < lo: raise ValueError(f"the budget k={k:,} is below {lo:,}, the parameters of rank 1{' (Tucker-2 ranks (1, 1))' if tucker else ''} "
                                 f"in every layer: raise keep/k")
 
+# %% ../nbs/20_solver.ipynb #97db2494
 def da(model, budget, *, lr: float = 0.05, loss: str = 'adversarial', **options) -> list[Stage]:
     "DA, dense adversarial training: min_W E max_delta loss, no constraint."
     return [Stage('dense', lr=lr, loss=loss, options=options)]
@@ -424,6 +425,7 @@ def aq(model, budget, *, lr: float = 0.05, rho: float = 0.1, q: int = 10, loss='
     return [Stage('dense', loss=loss, lr=lr, options=options),
             Stage('quantize', loss=loss, lr=lr, admm=Quantized(budget.bits), rho=rho, q=q, options=options)]
 
+# %% ../nbs/20_solver.ipynb #c3d4b41d
 def atmc(model, budget, *, floor: int = 0, lr: float = 0.01, rho: float = 0.1, q: int = 10, loss='adversarial', **options) -> list[Stage]:
     """ATMC-32 (`budget.bits` None) or ATMC-b: dense adversarial training; sparse (projected) adversarial training on W;
     factorize W = UV + C (`atmc_factorize`) and train the factors under one global l0 budget k = keep * N;
@@ -489,6 +491,7 @@ def check(self: Method, budget: Budget) -> Budget:
     if self.bits == 'none' and budget.bits is not None: raise ValueError(f"method {self.name} does not quantize: leave bits out")
     return budget
 
+# %% ../nbs/20_solver.ipynb #fe91e926
 def _per_stage(epochs, n: int, names: list[str], method: str) -> list[int]:
     e = [epochs] * n if isinstance(epochs, int) and not isinstance(epochs, bool) else list(epochs) if isinstance(epochs, (list, tuple)) else None
     if e is None or len(e) != n or any(isinstance(x, bool) or not isinstance(x, int) or x < 0 for x in e):

@@ -757,6 +757,7 @@ def save_checkpoint(self:Trainer, path, config:dict|None=None) -> Path:
     self.last_checkpoint = {'path': str(p), 'epoch': self.epochs_done}
     return p
 
+# %% ../nbs/04_train.ipynb #31f95dfe
 @patch
 def load_checkpoint(self:Trainer, path, config:dict|None=None):
     "Load a checkpoint written by `save_checkpoint`, all or nothing (weights-only unpickling, tensors mapped to the CPU)."
@@ -767,6 +768,7 @@ def load_checkpoint(self:Trainer, path, config:dict|None=None):
     except ValueError as e: raise ValueError(f"{path}: {e}") from None
     self.last_checkpoint = {'path': str(path), 'epoch': self.epoch}
 
+# %% ../nbs/04_train.ipynb #12c1f17d
 @patch
 def __repr__(self:Trainer):
     a = '' if self.attack is None else f", attack={_attack_name(self.attack)}"
