@@ -1,8 +1,9 @@
 """Batch-1 CPU latency of deployed models, in PyTorch and in ONNX Runtime side by side, 1 thread: dense vs
 CSTAR (Tucker-2 at about 10% of the dense MACs) vs sparse (10% of the weights) vs 8-bit (real int8 in ONNX
-Runtime), on small_cnn (8x8 digits) and resnet18 (32x32 CIFAR-10 inputs).
+Runtime), on small_cnn (8x8 digits), cifar_small (the package's small CIFAR-10 model) and resnet18 (32x32 CIFAR-10
+inputs).
 
-    python benchmarks/deploy_latency.py                 # both models
+    python benchmarks/deploy_latency.py                 # the three models
     python benchmarks/deploy_latency.py --quick         # fewer timed runs (a smoke test of the script)
 
 The models: weights from the seeded initialization (latency does not depend on the values; accuracy is not
@@ -43,7 +44,7 @@ from robustcompress_nb.size import count_macs, cpu_latency
 from robustcompress_nb.solver import lowrank_transform
 
 RESULTS = Path(__file__).resolve().parent / 'results'
-MODELS = {'small_cnn': dict(input_shape=(1, 8, 8)), 'resnet18': dict(input_shape=(3, 32, 32))}
+MODELS = {'small_cnn': dict(input_shape=(1, 8, 8)), 'cifar_small': dict(input_shape=(3, 32, 32)), 'resnet18': dict(input_shape=(3, 32, 32))}
 
 
 def parse_args(argv=None):
