@@ -941,15 +941,26 @@ class OverfitGuard(Callback):
         self.attack, self.drop, self.stop, self.seed = attack, check_number(drop, 'drop', 0, 1, lo_open=True), bool(stop), seed
         if attack is not None and not callable(attack): raise TypeError(f"attack must be an attack spec or None, got {type(attack).__name__}")
         self.good, self.events, self.active = None, [], False
+        self._majority = float(torch.bincount(self.y).max()) / len(self.y)   # a constant classifier's accuracy
 
 # %% ../nbs/04_train.ipynb #65500e45
 @patch
-def check(self:OverfitGuard) -> float:
-    "Accuracy of the guard examples under the check attack now (eval mode, seeded; the training RNG is untouched)."
+def _check(self:OverfitGuard) -> tuple[float, float]:
+    "(clean, robust) accuracy of the guard examples now (eval mode, seeded; the training RNG is untouched)."
     t = self.trainer
     with _seeded(t.device, self.seed):
         r = evaluate(t.model, (self.x, self.y), [self._atk], device=t.device)
-    return next(iter(r['robust_acc'].values()))
+    return r['clean_acc'], next(iter(r['robust_acc'].values()))
+
+@patch
+def check(self:OverfitGuard) -> float:
+    "Accuracy of the guard examples under the check attack now (eval mode, seeded; the training RNG is untouched)."
+    return self._check()[1]
+
+@patch
+def _learnt(self:OverfitGuard, clean:float) -> bool:
+    "Whether a model of this clean accuracy can be a reference: it beats a constant classifier by `drop`."
+    return clean >= self._majority + self.drop
 
 @patch
 def _keep(self:OverfitGuard, acc:float):
@@ -968,15 +979,18 @@ def before_fit(self:OverfitGuard):
     self.active = self.attack is not None or getattr(t.attack, 'eps', None) is not None   # natural training: nothing to guard
     if not self.active: return
     self._atk = self.attack if self.attack is not None else PGD(t.attack.eps, steps=5)
-    self._keep(self.check())
+    clean, acc = self._check()
+    if self._learnt(clean): self._keep(acc)
 
 # %% ../nbs/04_train.ipynb #fd8a37cd
 @patch
 def after_epoch(self:OverfitGuard):
     if not self.active: return
-    t, acc = self.trainer, self.check()
+    t, (clean, acc) = self.trainer, self._check()
     t.history.log(guard_acc=acc)
-    if acc >= self.good['acc'] - self.drop: self._keep(acc); return
+    if self.good is None or acc >= self.good['acc'] - self.drop:
+        if self._learnt(clean): self._keep(acc)
+        return
     ge, ga = self.good['epoch'], self.good['acc']
     self.events.append({'epoch': t.epochs_done, 'acc': acc, 'good_acc': ga, 'restored_epoch': ge})
     t.history.log(guard_collapse=True, guard_restored_epoch=ge)
