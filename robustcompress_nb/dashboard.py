@@ -781,7 +781,7 @@ def _add(self: Dashboard, row: dict):
 @patch
 def _finish(self: Dashboard, row: dict | None, what: str):
     "Reset the status, message, buttons and figures; then, last, mark the run finished."
-    s = what if row is None else (f"{row['label']} {what}: faithful CR {row['faithful_cr']:.3g}, clean {row['clean_acc']:.3f}, "
+    s = what if row is None or row['clean_acc'] is None else (f"{row['label']} {what}: faithful CR {row['faithful_cr']:.3g}, clean {row['clean_acc']:.3f}, "
                                   f"{row['headline'].replace('_', ' ')} {row['worst_case_acc']:.3f} on {row['n_eval']} test examples "
                                   f"({row['protocol']['eval']['name']})" + (f", trained with {trained_with(row)}" if trained_with(row) else '')
                                   + guard_note(row.get('guard')))
