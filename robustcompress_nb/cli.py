@@ -162,7 +162,7 @@ def _check_out(path, flag: str):
 def _device(name:str):
     if name == 'auto': return None
     try: d = torch.device(name)
-    except (RuntimeError, ValueError) as e: raise ValueError(f"--device: cannot parse {name!r}") from None
+    except (RuntimeError, ValueError): raise ValueError(f"--device: cannot parse {name!r}") from None
     if d.type == 'cuda' and not torch.cuda.is_available(): raise ValueError(f"--device {name}: CUDA is not available here")
     return d
 
