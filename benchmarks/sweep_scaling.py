@@ -30,7 +30,7 @@ import torch
 
 from robustcompress_nb.attacks import PGD
 from robustcompress_nb.data import get_data
-from robustcompress_nb.experiments import sweep, teaching_attacks, sweep_plan
+from robustcompress_nb.experiments import sweep, teaching_protocol, sweep_plan
 
 RESULTS = Path(__file__).resolve().parent / 'results'
 
@@ -69,7 +69,7 @@ def main(argv=None):
     data = get_data('digits', n_train=a.n_train, n_test=a.n_test, batch_size=64, seed=0)
     eps = data.info.eps
     grid = dict(methods=['da'] + a.methods, keep=a.keep, seeds=a.seeds, data=data, epochs=a.epochs,
-                attack=PGD(eps, steps=a.train_steps), evaluation=teaching_attacks(eps, a.eval_steps))
+                attack=PGD(eps, steps=a.train_steps), protocol=teaching_protocol(eps, a.eval_steps))
     cells = len(sweep_plan(grid['methods'], a.keep, seeds=a.seeds))
     tmp = Path(tempfile.mkdtemp(prefix='sweep-scaling-'))
     runs = []
