@@ -56,7 +56,7 @@ def add_reproduction_args(p, data_help: str, methods, keep, overrides):
                    help="training loss of adversarial stages ('mixed' = ATMC code's 0.5 clean + 0.5 adversarial)")
     for k in overrides:
         p.add_argument('--' + k.replace('_', '-'), type=int, default=None, help='override the schedule')
-    p.add_argument('--cache', default=None, help='folder of the cached dense model (default: <out stem>_cache beside the results; git-ignored)')
+    p.add_argument('--cache', default=None, help="folder of the cached dense model (default: <out stem>_cache beside the results; git-ignored, except the reduced CIFAR-10 run's)")
     p.add_argument('--plot-only', action='store_true', help='only redraw the report from the results')
     p.add_argument('--no-plot', action='store_true')
 

@@ -21,7 +21,8 @@ method label, all writing one results file per model, every method at one budget
   epochs split evenly over its own stages (with 6: AP/AL0/ALR [6], ATMC-32/CSTAR/HYDRA [3, 3], ATMC-8 [2, 2, 2]) at the
   compression lr `lr`. DA continues the dense training for `compress_epochs` at that lr. NAP is natural: its own
   natural dense stage then natural pruning. Every stage: SGD momentum 0.9, weight decay 5e-4, cosine lr schedule.
-  The dense model is kept in one safetensors file of `<results stem>_cache/` (reading it runs no code).
+  The dense model is kept in one safetensors file of `<results stem>_cache/` (reading it runs no code); the reduced
+  schedule's (1.2 MB) is committed, so that a run spread over several sessions or machines resumes from the same weights.
 - Training attack: FGSM-RS (alpha 1.25 eps, random start: two forward-backward passes per image, against eight for
   PGD-7) with `train.OverfitGuard` (a PGD-5 check of the first 256 test images after every epoch; a collapse restores
   the last good weights and is recorded in the row's `guard`). `--train-attack pgd --train-steps 10` trains with

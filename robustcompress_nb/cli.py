@@ -12,7 +12,7 @@ import torch
 from .data import DATASETS, get_data
 from .models import MODELS, get_model, count_weights
 from .attacks import PGD, fmt_eps
-from .evaluation import PROTOCOLS, evaluate_protocol
+from .evaluation import PROTOCOLS, evaluate_protocol, masking_note
 from .train import (LOSSES, OPTIMIZERS, SCHEDULES, ATTACK_MODES, Trainer, Callback, Checkpoint, OverfitGuard,
                                      ProgressBar, atomic_save)
 from .solver import METHODS, Budget, get_method
@@ -228,7 +228,7 @@ def protocol_table(result: dict) -> str:
     rows += [(k, f"{a:.4f}", str(result['attack_broken'][k]), f"{result['attack_seconds'][k]:.1f}") for k, a in result['attack_acc'].items()]
     w = [max(len(str(r[i])) for r in (head, *rows)) for i in range(len(head))]
     line = lambda r: '  '.join(str(c).ljust(w[i]) if i == 0 else str(c).rjust(w[i]) for i, c in enumerate(r))
-    masked = f"MASKING SUSPECTED ({', '.join(result['masking_flags'])}): the headline includes the gradient-free attack" \
+    masked = f"{masking_note(result['masking_flags'])}: the headline includes the gradient-free attack" \
              if result['masked'] else 'masking diagnostics: ' + ('off' if result.get('diagnostics') is None else 'passed')
     return '\n'.join([line(head), '  '.join('-' * x for x in w)] + [line(r) for r in rows] +
                      ['', f"{result['headline_label']}: {result[result['headline']]:.4f} (per-example worst case)", masked,

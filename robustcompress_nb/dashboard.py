@@ -15,7 +15,7 @@ from .checks import check_int, check_number, check_choice, require_extra
 from .data import Data, get_data
 from .models import get_model, count_weights
 from .attacks import PGD
-from .evaluation import PROTOCOLS
+from .evaluation import PROTOCOLS, masking_note
 from .train import Callback, CancelFitException, EvalCallback, _pick_device
 from .layers import clone_model, layer_units, unit_tensors, layer_stats, stored_fraction, unit_weight
 from .size import faithful_tensor_bits
@@ -786,7 +786,7 @@ def _finish(self: Dashboard, row: dict | None, what: str):
                                   f"({row['protocol']['eval']['name']})" + (f", trained with {trained_with(row)}" if trained_with(row) else '')
                                   + guard_note(row.get('guard')))
     if row is not None and row.get('masked'):
-        self._message(f"{row['label']}: masking suspected ({', '.join(row['masking_flags'])}): its robust accuracy includes "
+        self._message(f"{row['label']}: {masking_note(row['masking_flags'])}: its robust accuracy includes "
                       "the gradient-free attack; see the evaluation tutorial", 'warning')
     self.status.value = html.escape(s)
     if self.message.value in (html.escape(_STOPPING), html.escape(_STOPPING_CELL)): self.message.value = ''

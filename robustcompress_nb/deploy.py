@@ -15,6 +15,7 @@ from .layers import clone_model, atmc_merge, atmc_layers, remove_masks
 from .size import pruned_names, model_size
 from .export import save_compressed, load_compressed
 from .models import count_weights
+from .evaluation import masking_note
 
 # %% auto #0
 __all__ = ['HUB_FILES', 'deployable', 'export_onnx', 'onnx_session', 'onnx_predict', 'quantize_onnx', 'onnx_latency',
@@ -146,7 +147,7 @@ def _protocol_lines(row: dict) -> list[str]:
     out.append(f"- model in {p.get('model_mode', 'eval')} mode, n = {p.get('n', row.get('n_eval'))} test examples, seed {row.get('seed')}")
     if row.get('headline') == 'robust_upper_bound':
         out.append("- this protocol gives an upper bound on the true robust accuracy (a stronger attack can only lower it)")
-    if row.get('masked'): out.append(f"- masking suspected ({', '.join(row.get('masking_flags', []))}): the headline includes the gradient-free attack")
+    if row.get('masked'): out.append(f"- {masking_note(row.get('masking_flags', []))}: the headline includes the gradient-free attack")
     return out
 
 # %% ../nbs/40_deploy.ipynb #22f6b9ec

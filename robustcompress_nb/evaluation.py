@@ -21,8 +21,9 @@ from .attacks import Attack, AutoAttack, FGSM, PGD, RandomNoise, fmt_eps, input_
 
 # %% auto #0
 __all__ = ['PROTOCOLS', 'eval_mode', 'EvalResult', 'format_report', 'evaluate', 'Check', 'SanityReport', 'sanity_checks',
-           'ScaledLogits', 'Protocol', 'get_protocol', 'protocol_settings', 'ProtocolResult', 'format_protocol_result',
-           'evaluate_protocol', 'RoundedInput', 'pool_ties', 'SmoothMaxPool2d', 'smooth_pools', 'dead_units']
+           'ScaledLogits', 'Protocol', 'get_protocol', 'protocol_settings', 'masking_note', 'ProtocolResult',
+           'format_protocol_result', 'evaluate_protocol', 'RoundedInput', 'pool_ties', 'SmoothMaxPool2d',
+           'smooth_pools', 'dead_units']
 
 # %% ../nbs/03_evaluation.ipynb #4392300d
 @contextmanager
@@ -477,6 +478,12 @@ def _gradient_free_check(model, x, y, p: Protocol, attacks: dict, stages, batch_
                   dict(attack=name, broken=b, missed_by_apgd=missed, survivors=int(before.sum()), extra=extra))
     return check, alive
 
+# %% ../nbs/03_evaluation.ipynb #ef2374d9
+def masking_note(flags: list[str], # the failed checks of a result (`masking_flags`)
+                ) -> str:
+    "Why a result is flagged: its failed masking checks, each named by the property an honest evaluation should have."
+    return f"masking suspected (failed check{'s' if len(flags) > 1 else ''}: {', '.join(flags)})"
+
 # %% ../nbs/03_evaluation.ipynb #400b031a
 class ProtocolResult(dict):
     "The result of `evaluate_protocol`: a JSON-serialisable dict whose repr is the report (protocol text beside the numbers)."
@@ -488,7 +495,7 @@ def format_protocol_result(r: dict, # a result of `evaluate_protocol`
                           ) -> str:
     "The headline with its name, each attack, the masking verdict and the protocol's one-line text."
     head = f"{r['headline_label']} {r[r['headline']]:.1%}"
-    if r['masked']: head += f"  [MASKING SUSPECTED: {', '.join(r['masking_flags'])}]"
+    if r['masked']: head += f"  [{masking_note(r['masking_flags'])}]"
     diag = ('masking diagnostics off' if r['diagnostics'] is None else
             f"masking diagnostics: {len(r['diagnostics']) - len(r['masking_flags'])}/{len(r['diagnostics'])} passed")
     if markdown:

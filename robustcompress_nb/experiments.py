@@ -14,7 +14,7 @@ import torch.nn as nn
 from .data import Data, get_data
 from .models import get_model, count_weights
 from .attacks import FGSM, PGD, FGSMRS, Free
-from .evaluation import Protocol, get_protocol, evaluate_protocol
+from .evaluation import Protocol, get_protocol, evaluate_protocol, masking_note
 from .size import model_size
 from .layers import clone_model, _find_layers
 from .train import OverfitGuard
@@ -622,7 +622,7 @@ def results_table(rows: list[dict]) -> str:
     w = [max(len(c) for c in col) for col in zip(head, *body)]
     line = lambda cs: '  '.join(c.ljust(x) if i == 0 else c.rjust(x) for i, (c, x) in enumerate(zip(cs, w)))
     notes = [f"{_label(r)} keep {r['keep']:g}: {r['status']} ({r.get('error', '')})" for r in bad]
-    notes += [f"{_label(r)}: masking suspected ({', '.join(r['masking_flags'])}): the robust column includes the gradient-free attack"
+    notes += [f"{_label(r)}: {masking_note(r['masking_flags'])}: the robust column includes the gradient-free attack"
               for r in rows if r.get('masked')]
     notes += list(dict.fromkeys(f"protocol: {r['protocol']['text']}" for r in rows if 'protocol' in r))
     return '\n'.join([line(head), '  '.join('-' * x for x in w)] + [line(b) for b in body] + notes)
@@ -640,8 +640,8 @@ def write_report(rows: list[dict], # rows of `run_method`/`sweep`
     figs = [plot_tradeoff(rows, x, robust), plot_pareto(rows, x, robust)]
     parts = [f.to_html(full_html=False, include_plotlyjs=include_plotlyjs if i == 0 else False) for i, f in enumerate(figs)]
     proto = _ok(rows)[0]['protocol']
-    evals = _html.escape(proto['text']) + ''.join(f"<br><b style='color:#c00'>{_html.escape(_label(r))}: masking suspected "
-                                     f"({_html.escape(', '.join(r['masking_flags']))})</b>" for r in _ok(rows) if r.get('masked'))
+    evals = _html.escape(proto['text']) + ''.join(f"<br><b style='color:#c00'>{_html.escape(_label(r))}: "
+                                     f"{_html.escape(masking_note(r['masking_flags']))}</b>" for r in _ok(rows) if r.get('masked'))
     tr = ', '.join(f"{a}={b}" for a, b in proto['train'].items()) if proto['train'] else 'none (natural training)'
     if include_plotlyjs == 'directory':
         from plotly.offline import get_plotlyjs
