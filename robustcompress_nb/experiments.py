@@ -482,6 +482,7 @@ def _check_x(rows, x):
     if not rows: raise ValueError("rows is empty: nothing to plot")
 
 def _label(r): return r.get('label') or r['method']
+def _at(r): return _label(r) + ('' if r.get('keep') is None else f" keep {r['keep']:g}")   # a row's method and budget
 
 def _ok(rows: list[dict]) -> list[dict]:
     "The rows of runs that happened (a sweep also records budgets a method cannot meet, with status 'infeasible')."
@@ -621,8 +622,8 @@ def results_table(rows: list[dict]) -> str:
             for r in rows]
     w = [max(len(c) for c in col) for col in zip(head, *body)]
     line = lambda cs: '  '.join(c.ljust(x) if i == 0 else c.rjust(x) for i, (c, x) in enumerate(zip(cs, w)))
-    notes = [f"{_label(r)} keep {r['keep']:g}: {r['status']} ({r.get('error', '')})" for r in bad]
-    notes += [f"{_label(r)}: {masking_note(r['masking_flags'])}: the robust column includes the gradient-free attack"
+    notes = [f"{_at(r)}: {r['status']} ({r.get('error', '')})" for r in bad]
+    notes += [f"{_at(r)}: {masking_note(r['masking_flags'])}: the robust column includes the gradient-free attack"
               for r in rows if r.get('masked')]
     notes += list(dict.fromkeys(f"protocol: {r['protocol']['text']}" for r in rows if 'protocol' in r))
     return '\n'.join([line(head), '  '.join('-' * x for x in w)] + [line(b) for b in body] + notes)
@@ -640,7 +641,7 @@ def write_report(rows: list[dict], # rows of `run_method`/`sweep`
     figs = [plot_tradeoff(rows, x, robust), plot_pareto(rows, x, robust)]
     parts = [f.to_html(full_html=False, include_plotlyjs=include_plotlyjs if i == 0 else False) for i, f in enumerate(figs)]
     proto = _ok(rows)[0]['protocol']
-    evals = _html.escape(proto['text']) + ''.join(f"<br><b style='color:#c00'>{_html.escape(_label(r))}: "
+    evals = _html.escape(proto['text']) + ''.join(f"<br><b style='color:#c00'>{_html.escape(_at(r))}: "
                                      f"{_html.escape(masking_note(r['masking_flags']))}</b>" for r in _ok(rows) if r.get('masked'))
     tr = ', '.join(f"{a}={b}" for a, b in proto['train'].items()) if proto['train'] else 'none (natural training)'
     if include_plotlyjs == 'directory':
