@@ -230,7 +230,7 @@ def test_sweep_resumes_without_recomputing(swept, tmp_path):
     rows = json.loads((tmp_path / 'results.json').read_text())
     assert rows[:2] == res['rows'] and rows[2]['keep'] == 0.2       # the old rows as they were, times included
     lines = r.stdout.splitlines()
-    body = [i for i, l in enumerate(lines) if l.split()[:1] == ['AL0'] and len(l.split()) > 10]
+    body = [i for i, l in enumerate(lines) if l.split()[:1] == ['AL0'] and len(l.split()) > 10 and l.split()[1] != 'keep']   # table rows, not notes
     proto = next(i for i, l in enumerate(lines) if l.strip().startswith('protocol: teaching v1'))
     assert [lines[i].split()[1] for i in body] == ['0.05', '0.1', '0.2'] and body[-1] < proto, r.stdout   # the table, the protocol under it
 
