@@ -15,7 +15,7 @@ with the package's own pipeline (`experiments.run_method`, from a shared dense a
   gradient attack on the real model.
 
     python benchmarks/masking.py --root /work/shared/data                    # MNIST LeNet (dense from reproduce_mnist --quick)
-    python benchmarks/masking.py --data digits --keep 0.003 --floors 0 5 --epochs 0 3 3 3   # digits small_cnn (tutorial 6)
+    python benchmarks/masking.py --data digits --keep 0.002 --floors 0 5 --epochs 0 3 3 3   # digits small_cnn (tutorial 6)
 
 Prints one JSON line per model and writes them to benchmarks/results/masking_<data>.json (--out: another stem).
 Tutorial 6 (nbs/tutorials/06_masking.ipynb) runs the digits case step by step.

@@ -13,9 +13,9 @@ import torch.nn as nn
 from torch import Tensor
 from fastcore.basics import patch
 
-from robustcompress_nb.projections import (project_sparse, project_structured, project_structured_global,
+from .projections import (project_sparse, project_structured, project_structured_global,
     project_rank, rank_factors, rank_cost, allocate_ranks, project_tucker2, tucker2_factors, tucker2_cost,
-    allocate_tucker2_ranks)
+    tucker2_storage, allocate_tucker2_ranks)
 from .quantize import quantize_kmeans, dequantize
 from .size import tensor_stats, faithful_tensor_bits
 from .models import count_weights
@@ -267,9 +267,16 @@ class Tucker2(_Budgeted):
 # %% ../nbs/12_constraints.ipynb #4fa86658
 @patch
 def factors(self: Tucker2, tensors) -> list[tuple]:
-    "Per layer: `(U_out, core, U_in)` (`tucker2_factors`) for convs, `(A, B)` (`rank_factors`) for linear weights."
-    return [tucker2_factors(t, *r, n_iter=self.n_iter) if t.dim() == 4 else rank_factors(t, r)
-            for t, r in zip(self._check(tensors), self.ranks(tensors))]
+    """Per layer: `(U_out, core, U_in)` (`tucker2_factors`) for convs, `(A, B)` (`rank_factors`) for linear weights.
+    A full mode's basis is folded into the core and its factor is the identity (stored by nobody)."""
+    out = []
+    for t, r in zip(self._check(tensors), self.ranks(tensors)):
+        if t.dim() != 4: out.append(rank_factors(t, r)); continue
+        U, G, V = tucker2_factors(t, *r, n_iter=self.n_iter)
+        if r[1] == t.shape[1]: G, V = torch.einsum('rskl,is->rikl', G, V), torch.eye(t.shape[1], dtype=t.dtype, device=t.device)
+        if r[0] == t.shape[0]: G, U = torch.einsum('rskl,or->oskl', G, U), torch.eye(t.shape[0], dtype=t.dtype, device=t.device)
+        out.append((U, G, V))
+    return out
 
 @patch
 def compose(self: Tucker2, factors, like) -> list[Tensor]:
@@ -283,7 +290,7 @@ def _params(self: Tucker2, tensors, atol=0.):
     for t in tensors:
         if t.dim() == 4:
             r0, r1 = _num_rank(_unfold(t, 0), atol), _num_rank(_unfold(t, 1), atol)
-            out += tucker2_cost(t.shape, r0, r1, dense_when_cheaper=self.dense_when_cheaper) if r0 and r1 else 0
+            out += tucker2_cost(t.shape, *tucker2_storage(t.shape, r0, r1), dense_when_cheaper=self.dense_when_cheaper) if r0 and r1 else 0
         else:
             r = _num_rank(t, atol)
             out += rank_cost(t.shape, r, dense_when_cheaper=self.dense_when_cheaper) if r else 0
@@ -392,11 +399,11 @@ def _bits(self: Intersection, tensors):
     bits = 0
     for t in tensors:
         if t.dim() == 4 and isinstance(self.sets[0], Tucker2):
-            r0, r1 = _num_rank(_unfold(t, 0)), _num_rank(_unfold(t, 1))
-            sizes = [t.shape[0] * r0, r0 * r1 * t.shape[2] * t.shape[3], t.shape[1] * r1]
+            (O, I, kh, kw), (r0, r1) = t.shape, tucker2_storage(t.shape, _num_rank(_unfold(t, 0)), _num_rank(_unfold(t, 1)))
+            sizes = [O * r0 if r0 < O else 0, r0 * r1 * kh * kw, I * r1 if r1 < I else 0]   # a full mode stores no factor
         else:
             r = _num_rank(t.reshape(t.shape[0], -1)); sizes = [t.shape[0] * r, r * t[0].numel()]
-        bits += sum(faithful_tensor_bits(n, min(q, n))[0] for n in sizes)
+        bits += sum(faithful_tensor_bits(n, min(q, n))[0] for n in sizes if n)
     return bits
 
 # %% ../nbs/12_constraints.ipynb #3473ea6a

@@ -249,10 +249,10 @@ def _attrs(cls, *names, bias: bool = False):
 _CONV = ('in_channels', 'out_channels', 'kernel_size', 'stride', 'padding', 'dilation', 'groups', 'padding_mode')
 _BN = ('num_features', 'eps', 'momentum', 'affine', 'track_running_stats')
 
-def _conv_of(spatial: nn.Conv2d, first: nn.Conv2d, last: nn.Conv2d) -> dict:
-    "The arguments of the conv a low-rank / Tucker-2 conv replaced: `first`'s inputs, `last`'s outputs and bias, `spatial`'s kernel."
-    return dict(in_channels=first.in_channels, out_channels=last.out_channels, kernel_size=spatial.kernel_size, stride=spatial.stride,
-                padding=spatial.padding, dilation=spatial.dilation, padding_mode=spatial.padding_mode, bias=last.bias is not None)
+def _conv_of(spatial: nn.Conv2d, in_channels: int, out_channels: int, bias: bool) -> dict:
+    "The arguments of the conv a low-rank / Tucker-2 conv replaced: its channels and bias, `spatial`'s kernel."
+    return dict(in_channels=in_channels, out_channels=out_channels, kernel_size=spatial.kernel_size, stride=spatial.stride,
+                padding=spatial.padding, dilation=spatial.dilation, padding_mode=spatial.padding_mode, bias=bias)
 
 def _without(a: dict, *keys) -> dict: return {k: v for k, v in a.items() if k not in keys}
 
@@ -276,9 +276,9 @@ _KINDS = {**{c: ((lambda m: {}), (lambda a, c=c: c(**a))) for c in (nn.Sequentia
                        lambda a: ATMCConv2d(nn.Conv2d(**_without(a, 'identity', 'rank')))),
           LowRankLinear: (lambda m: dict(in_features=m.in_features, out_features=m.out_features, rank=m.rank, bias=m.second.bias is not None),
                           lambda a: LowRankLinear(**a)),
-          LowRankConv2d: (lambda m: dict(_conv_of(m.first, m.first, m.second), rank=m.rank),
+          LowRankConv2d: (lambda m: dict(_conv_of(m.first, m.first.in_channels, m.second.out_channels, m.second.bias is not None), rank=m.rank),
                           lambda a: LowRankConv2d(nn.Conv2d(**_without(a, 'rank')), a['rank'])),
-          Tucker2Conv2d: (lambda m: dict(_conv_of(m.core, m.first, m.last), r_out=m.r_out, r_in=m.r_in),
+          Tucker2Conv2d: (lambda m: dict(_conv_of(m.core, m.in_channels, m.out_channels, m.bias is not None), r_out=m.r_out, r_in=m.r_in),
                           lambda a: Tucker2Conv2d(nn.Conv2d(**_without(a, 'r_out', 'r_in')), a['r_out'], a['r_in']))}
 "Layer kinds a file can rebuild by name: type -> (describe: module -> JSON constructor arguments, build: arguments -> module)."
 _KIND_OF = {_qualname(c): c for c in _KINDS}

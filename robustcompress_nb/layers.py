@@ -242,25 +242,34 @@ class LowRankConv2d(nn.Module):
 
 # %% ../nbs/13_layers.ipynb #db1504de
 class Tucker2Conv2d(nn.Module):
-    "Tucker-2 conv: `first` ($1\\times1$, in $\\to R_{in}$), `core` ($k\\times k$, $R_{in} \\to R_{out}$, original hyper-parameters), `last` ($1\\times1$, $R_{out} \\to$ out, with the bias)."
+    """Tucker-2 conv: `first` ($1\times1$, in $\to R_{in}$), `core` ($k\times k$, $R_{in} \to R_{out}$, original
+    hyper-parameters), `last` ($1\times1$, $R_{out} \to$ out, with the bias). A full mode stores no factor: at
+    $R_{in}$ = in `first` is an `nn.Identity`, at $R_{out}$ = out `last` is one and the core carries the bias."""
     def __init__(self, conv: nn.Conv2d, r_out: int, r_in: int):
         super().__init__()
         if not 1 <= r_out <= conv.out_channels: raise ValueError(f'r_out must be in 1..{conv.out_channels}, got {r_out}')
         if not 1 <= r_in <= conv.in_channels: raise ValueError(f'r_in must be in 1..{conv.in_channels}, got {r_in}')
-        dd = dict(device=conv.weight.device, dtype=conv.weight.dtype)
-        self.r_out, self.r_in = r_out, r_in
-        self.first = _conv(conv.in_channels, r_in, 1, **dd)
-        self.core = _conv(r_in, r_out, conv.kernel_size, like=conv, **dd)
-        self.last = _conv(r_out, conv.out_channels, 1, bias=conv.bias is not None, **dd)
+        dd, bias = dict(device=conv.weight.device, dtype=conv.weight.dtype), conv.bias is not None
+        self.r_out, self.r_in, self.in_channels, self.out_channels = r_out, r_in, conv.in_channels, conv.out_channels
+        full_in, full_out = r_in == conv.in_channels, r_out == conv.out_channels
+        self.first = nn.Identity() if full_in else _conv(conv.in_channels, r_in, 1, **dd)
+        self.core = _conv(r_in, r_out, conv.kernel_size, like=conv, bias=bias and full_out, **dd)
+        self.last = nn.Identity() if full_out else _conv(r_out, conv.out_channels, 1, bias=bias, **dd)
     def forward(self, x): return self.last(self.core(self.first(x)))
+    @property
+    def bias(self) -> Tensor | None:
+        "The layer's bias (in `last`, or in `core` when the output mode is full)."
+        return (self.core if isinstance(self.last, nn.Identity) else self.last).bias
     @property
     def weight(self) -> Tensor:
         "The dense (out, in, kh, kw) weight $G \\times_1 U_{out} \\times_2 U_{in}$ this layer computes."
-        return torch.einsum('oa,abhw,bi->oihw', self.last.weight.flatten(1), self.core.weight,
-                            self.first.weight.flatten(1))
+        w = self.core.weight
+        if not isinstance(self.first, nn.Identity): w = torch.einsum('abhw,bi->aihw', w, self.first.weight.flatten(1))
+        if not isinstance(self.last, nn.Identity): w = torch.einsum('oa,aihw->oihw', self.last.weight.flatten(1), w)
+        return w
     def stored_tensors(self) -> list[Tensor]:
-        "The tensors this layer stores: the weights of `first`, `core` and `last`."
-        return [self.first.weight, self.core.weight, self.last.weight]
+        "The tensors this layer stores: the weights of `first`, `core` and `last` (none for a full mode's identity)."
+        return [m.weight for m in (self.first, self.core, self.last) if not isinstance(m, nn.Identity)]
 
 # %% ../nbs/13_layers.ipynb #05799e3c
 from .projections import rank_factors, tucker2_factors
@@ -283,11 +292,13 @@ def _tucker2_module(m: nn.Conv2d, w: Tensor, r_out: int, r_in: int, n_iter: int 
     "The three-layer replacement of Conv2d `m` (weight `w`) at ranks (r_out, r_in), from the Tucker-2 factors."
     u_out, core, u_in = tucker2_factors(w, r_out, r_in, n_iter=n_iter)
     new = Tucker2Conv2d(m, r_out, r_in)
+    if isinstance(new.first, nn.Identity): core = torch.einsum('rskl,is->rikl', core, u_in)    # U_in is a rotation:
+    if isinstance(new.last, nn.Identity): core = torch.einsum('rskl,or->oskl', core, u_out)   # fold it into the core
     with torch.no_grad():
-        new.first.weight.copy_(u_in.T.reshape(new.first.weight.shape))
+        if not isinstance(new.first, nn.Identity): new.first.weight.copy_(u_in.T.reshape(new.first.weight.shape))
         new.core.weight.copy_(core)
-        new.last.weight.copy_(u_out.reshape(new.last.weight.shape))
-        if m.bias is not None: new.last.bias.copy_(m.bias)
+        if not isinstance(new.last, nn.Identity): new.last.weight.copy_(u_out.reshape(new.last.weight.shape))
+        if m.bias is not None: new.bias.copy_(m.bias)
     return new
 
 # %% ../nbs/13_layers.ipynb #632bf73f

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['sparse_masks', 'project_sparse', 'project_structured_global', 'project_structured', 'rank_factors', 'project_rank',
-           'rank_cost', 'allocate_ranks', 'tucker2_factors', 'project_tucker2', 'tucker2_cost',
+           'rank_cost', 'allocate_ranks', 'tucker2_factors', 'project_tucker2', 'tucker2_cost', 'tucker2_storage',
            'allocate_tucker2_ranks', 'project_atmc']
 
 # %% ../nbs/11_projections.ipynb #980b6f41
@@ -276,24 +276,31 @@ def rank_cost(
 
 # %% ../nbs/11_projections.ipynb #e8bd1ac5
 def _greedy(starts: list, start_costs: list[int], moves, budget: int) -> list:
-    """Greedy knapsack over per-layer move sequences. `moves(i, state)` yields (gain, cost, new_state); take the
-    affordable move with the largest gain per parameter (ties: lower layer, then move order) until none fits."""
+    """Greedy knapsack over per-layer moves. `moves(i, state, left)` yields (gain, cost, new_state) for layer `i`
+    given the `left` parameters still unspent; take the affordable move with the largest gain per parameter (a
+    move that gains without costing, or frees parameters, first; ties: lower layer, then move order) until none
+    fits. A move that no longer fits when its turn comes asks its layer again with what is left."""
     states, spent, version, heap = list(starts), sum(start_costs), [0] * len(starts), []
 
     def push(i):
-        for j, (gain, cost, new) in enumerate(moves(i, states[i])):
-            if gain > 0 and cost > 0:
-                heapq.heappush(heap, (-gain / cost, i, j, version[i], cost, new))
+        left = budget - spent
+        for j, (gain, cost, new) in enumerate(moves(i, states[i], left)):
+            if cost <= left and gain >= 0 and (cost > 0 and gain > 0 or cost <= 0 and (gain > 0 or cost < 0)):
+                heapq.heappush(heap, (-gain / cost if cost > 0 else -math.inf, i, j, version[i], cost, new))
 
     for i in range(len(states)):
         push(i)
     while heap:
         _, i, _, ver, cost, new = heapq.heappop(heap)
-        if ver != version[i] or spent + cost > budget:
-            continue  # stale (the layer moved since), or unaffordable now and later (the budget only shrinks)
+        if ver != version[i]:
+            continue  # stale: the layer moved since
+        if spent + cost > budget:
+            push(i)  # others spent in between: this layer's best move with what is left (if any)
+            continue
         states[i], spent = new, spent + cost
         version[i] += 1
-        push(i)
+        for k in (range(len(states)) if cost < 0 else [i]):   # freed parameters: every layer may afford more
+            push(k)
     return states
 
 
@@ -315,10 +322,14 @@ class _RankLayer:
     def cost(self, r):
         return rank_cost((self.m, self.n), r, dense_when_cheaper=self.dense)
 
+    def kept(self, r):
+        "Energy the projection to rank r keeps (all of it at full rank)."
+        return self.tail[0] - self.tail[r]
+
     def start(self):
         return self.R if self.dense and (self.m + self.n) >= self.m * self.n else 1
 
-    def moves(self, r):
+    def moves(self, r, left=None):
         if r >= self.R:
             return
         if self.dense and (r + 1) * (self.m + self.n) >= self.m * self.n:  # factors stop saving: go dense, exact
@@ -326,12 +337,26 @@ class _RankLayer:
         else:
             yield self.e[r], self.m + self.n, r + 1
 
+    def best(self, limit):
+        "The rank keeping the most energy at a cost <= limit (ties: the cheaper, then the higher)."
+        return max((r for r in range(1, self.R + 1) if self.cost(r) <= limit), key=lambda r: (self.kept(r), -self.cost(r), r))
+
 # %% ../nbs/11_projections.ipynb #078296ab
 def _allocate(layers, budget, what):
+    """Start every layer at its smallest state, check that `budget` covers them, run the greedy pass; then let each
+    layer in turn move to the best state it can afford with its own cost plus what is left (`best`): exact for a
+    single layer, never worse for several."""
     starts = [l.start() for l in layers]
-    costs = [l.cost(*s) if isinstance(s, tuple) else l.cost(s) for l, s in zip(layers, starts)]
+    cost = lambda l, s: l.cost(*s) if isinstance(s, tuple) else l.cost(s)
+    costs = [cost(l, s) for l, s in zip(layers, starts)]
     budget = _check_int(budget, "budget", sum(costs), None, f" (the parameters of {what} for every layer)")
-    return _greedy(starts, costs, lambda i, s: layers[i].moves(*s) if isinstance(s, tuple) else layers[i].moves(s), budget)
+    states = _greedy(starts, costs, lambda i, s, left: layers[i].moves(s, left), budget)
+    left = budget - sum(cost(l, s) for l, s in zip(layers, states))
+    for i, l in enumerate(layers):
+        c = cost(l, states[i])
+        states[i] = l.best(c + left)
+        left += c - cost(l, states[i])
+    return states
 
 
 @torch.no_grad()
@@ -412,45 +437,83 @@ def tucker2_cost(
     *,
     dense_when_cheaper: bool = True,  # cost min(Tucker-2 params, O*I*kh*kw)
 ) -> int:
-    "Parameters of a Tucker-2 conv: O*r_out + r_out*r_in*kh*kw + r_in*I (or the dense O*I*kh*kw if smaller)."
+    """Parameters of a Tucker-2 conv: O*r_out + r_out*r_in*kh*kw + r_in*I, where a full mode (r_out = O, r_in = I)
+    stores no factor (its basis is the identity); or the dense O*I*kh*kw if smaller."""
     if len(shape) != 4:
         raise ValueError(f"shape must be a Conv2d weight shape (O, I, kh, kw), got {tuple(shape)}")
     O, I, kh, kw = map(int, shape)
     r_out = _check_int(r_out, "r_out", 1, min(O, I * kh * kw), " (min(out, in*kh*kw))")
     r_in = _check_int(r_in, "r_in", 1, min(I, O * kh * kw), " (min(in, out*kh*kw))")
-    c = O * r_out + r_out * r_in * kh * kw + r_in * I
+    c = (O * r_out if r_out < O else 0) + r_out * r_in * kh * kw + (r_in * I if r_in < I else 0)
     return min(c, O * I * kh * kw) if dense_when_cheaper else c
+
+# %% ../nbs/11_projections.ipynb #1b6f1489
+def tucker2_storage(
+    shape: Sequence[int],  # Conv2d weight shape (O, I, kh, kw)
+    r_out: int,  # output-channel (mode-0) rank
+    r_in: int,  # input-channel (mode-1) rank
+) -> tuple[int, int]:
+    "The ranks at which a conv weight of mode ranks (r_out, r_in) is stored most cheaply: as they are, or with a mode raised to full."
+    O, I, kh, kw = map(int, shape)
+    tucker2_cost(shape, r_out, r_in)   # checks the shape and the ranks
+    outs = [r_out] + ([O] if r_out < O <= I * kh * kw else [])
+    ins = [r_in] + ([I] if r_in < I <= O * kh * kw else [])
+    return min(((a, b) for a in outs for b in ins), key=lambda s: (tucker2_cost(shape, *s, dense_when_cheaper=False), s))
 
 # %% ../nbs/11_projections.ipynb #7974a811
 class _Tucker2Layer:
-    "Greedy model of a Tucker-2 conv: state = (r_out, r_in), gains = squared mode singular values."
+    "Greedy model of a Tucker-2 conv: state = (r_out, r_in); exact kept energy E(a, b) and cost per achievable pair."
     def __init__(self, weight: Tensor, dense_when_cheaper: bool):
         W = weight.to(torch.float64)
-        self.shape, (self.O, self.I, kh, kw) = tuple(weight.shape), weight.shape
-        self.K, self.D = kh * kw, weight.numel()
-        self.e = [(torch.linalg.svdvals(W.movedim(d, 0).reshape(W.shape[d], -1)) ** 2).tolist() for d in (0, 1)]
-        self.tail = [_sq_tail(e) for e in self.e]
-        self.R = (len(self.e[0]), len(self.e[1]))
-        self.dense = dense_when_cheaper
+        self.shape, (O, I, kh, kw) = tuple(weight.shape), weight.shape
+        self.O, self.I, self.K, self.D = O, I, kh * kw, weight.numel()
+        U0 = torch.linalg.svd(W.reshape(O, -1), full_matrices=False).U                  # the bases `_leading` truncates
+        U1 = torch.linalg.svd(W.transpose(0, 1).reshape(I, -1), full_matrices=False).U
+        M = torch.einsum('oikl,or,is->rskl', W, U0, U1).square().sum((2, 3))
+        E = M.cumsum(0).cumsum(1)                                                        # E[a-1, b-1] = E(a, b)
+        self.R = tuple(E.shape)
+        a = torch.arange(1, self.R[0] + 1)[:, None]; b = torch.arange(1, self.R[1] + 1)[None, :]
+        raw = torch.where(a < O, O * a, 0) + a * b * self.K + torch.where(b < I, I * b, 0)
+        dense = raw >= self.D if dense_when_cheaper else torch.zeros_like(raw, dtype=torch.bool)
+        self.E = torch.where(dense, E[-1, -1], E)               # stored dense: exact (the full core's energy)
+        self.C = torch.where(dense, self.D, raw)
+        self.ok = dense | ((b <= a * self.K) & (a <= b * self.K))   # achievable pairs (or dense)
+        self.dense = dense
 
-    def raw(self, a, b):
-        return self.O * a + a * b * self.K + b * self.I
+    def _state(self, j, k):
+        return self.R if bool(self.dense[j, k]) else (j + 1, k + 1)
 
     def cost(self, a, b):
-        return tucker2_cost(self.shape, a, b, dense_when_cheaper=self.dense)
+        return int(self.C[a - 1, b - 1])
+
+    def kept(self, a, b):
+        return float(self.E[a - 1, b - 1])
 
     def start(self):
-        return self.R if self.dense and self.raw(1, 1) >= self.D else (1, 1)
+        return self._state(0, 0)
 
-    def moves(self, a, b):
-        for new, gain in (((a + 1, b), self.e[0][a] if a < self.R[0] else None),
-                          ((a, b + 1), self.e[1][b] if b < self.R[1] else None)):
-            if gain is None:
-                continue
-            if self.dense and self.raw(*new) >= self.D:  # factors stop saving: go dense (exact)
-                yield self.tail[0][a] + self.tail[1][b], self.D - self.raw(a, b), self.R
-            else:
-                yield gain, self.raw(*new) - self.raw(a, b), new
+    def moves(self, s, left):
+        "The best move from `s` to an achievable (a', b') >= s costing <= left: a free one first, else max gain/cost."
+        j, k = s[0] - 1, s[1] - 1
+        dE, dC = self.E[j:, k:] - self.E[j, k], self.C[j:, k:] - self.C[j, k]
+        fits = self.ok[j:, k:] & (dC <= left) & (dE >= 0)
+        free = fits & (dC <= 0) & ((dE > 0) | (dC < 0))
+        if bool(free.any()):
+            score = torch.where(free, dE, -math.inf)
+        else:
+            fits &= (dC > 0) & (dE > 0)
+            if not bool(fits.any()): return
+            score = torch.where(fits, dE / dC.clamp(min=1), -math.inf)
+        t = int(score.flatten().argmax())
+        dj, dk = divmod(t, score.shape[1])
+        yield float(dE[dj, dk]), int(dC[dj, dk]), self._state(j + dj, k + dk)
+
+    def best(self, limit):
+        "The achievable pair keeping the most energy at a cost <= limit (ties: the cheaper)."
+        fits = self.ok & (self.C <= limit)
+        top = torch.where(fits, self.E, -math.inf).max()
+        t = int(torch.where(fits & (self.E == top), self.C, torch.iinfo(self.C.dtype).max).flatten().argmin())
+        return self._state(*divmod(t, self.R[1]))
 
 # %% ../nbs/11_projections.ipynb #236646d6
 @torch.no_grad()
@@ -460,9 +523,10 @@ def allocate_tucker2_ranks(
     *,
     dense_when_cheaper: bool = True,  # a layer whose factors would be no smaller than dense is kept dense
 ) -> list:
-    """Global Tucker-2 rank allocation under a parameter budget: one greedy pass over all layers' mode-0/mode-1
-    squared singular values by gain per parameter (minimizes the sum of HOSVD error bounds; a knapsack
-    heuristic). Returns (r_out, r_in) per 4-D weight (tucker2_cost) and an int rank per 2-D weight (rank_cost)."""
+    """Global Tucker-2 rank allocation under a parameter budget: one greedy pass over all layers by energy kept per
+    parameter (the exact HOSVD energy of each achievable pair (r_out, r_in), r_in <= r_out*kh*kw and
+    r_out <= r_in*kh*kw; a knapsack heuristic, exact for a single layer). Returns (r_out, r_in) per 4-D weight
+    (tucker2_cost) and an int rank per 2-D weight (rank_cost)."""
     ws = _check_list(weights, "weights", (2, 4), _LAYER_HINT)
     layers = [_Tucker2Layer(w, dense_when_cheaper) if w.dim() == 4 else _RankLayer(w, dense_when_cheaper) for w in ws]
     return _allocate(layers, budget, "ranks (1, 1) (rank 1 for Linear)")

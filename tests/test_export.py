@@ -60,11 +60,13 @@ def _kinds():
     for l in compressible_layers(masked).values(): torch.nn.utils.prune.l1_unstructured(l, 'weight', amount=0.8)
     kinds = {'dense': dense, 'sparse': sparse, 'quantized': quant, 'atmc': _atmc_lenet(),
              'lowrank': to_lowrank(dense, {'fc1': 20, 'fc2': 5}).eval(),
-             'tucker2': to_lowrank(dense, {'conv2': (10, 8)}).eval(), 'masks': masked}
+             'tucker2': to_lowrank(dense, {'conv2': (10, 8)}).eval(), 'masks': masked,
+             # full modes store no factor: conv1 (1 input channel) keeps only U_out; conv2's core carries the bias
+             'tucker2_full_modes': to_lowrank(dense, {'conv1': (8, 1), 'conv2': (50, 6)}).eval()}
     return kinds, x
 
 
-@pytest.mark.parametrize('kind', ['dense', 'sparse', 'quantized', 'atmc', 'lowrank', 'tucker2', 'masks'])
+@pytest.mark.parametrize('kind', ['dense', 'sparse', 'quantized', 'atmc', 'lowrank', 'tucker2', 'tucker2_full_modes', 'masks'])
 def test_round_trip_every_kind(tmp_path, kind):
     "Each kind comes back from its registered name + description alone: same classes, same bits, same outputs."
     kinds, x = _kinds()
@@ -79,7 +81,7 @@ def test_round_trip_every_kind(tmp_path, kind):
     assert back.config == model.config
     assert rep['file_bytes'] == (tmp_path / 'm.rcnb').stat().st_size
     assert 0 <= rep['tensor_bytes'] - rep['honest_bytes'] < 3 * len(rep['tensors'])
-    expected = {'atmc': ATMCLayer, 'lowrank': LowRankLinear, 'tucker2': Tucker2Conv2d}.get(kind)
+    expected = {'atmc': ATMCLayer, 'lowrank': LowRankLinear, 'tucker2': Tucker2Conv2d, 'tucker2_full_modes': Tucker2Conv2d}.get(kind)
     if expected: assert any(isinstance(m, expected) for m in back.modules())
 
 
