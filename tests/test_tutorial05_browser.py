@@ -7,6 +7,7 @@ Slow (Run All executes the whole lesson: a few minutes on a laptop CPU, 10 to 17
 runs only with RCNB_TUTORIAL_BROWSER=1 (.ci/run leaves it off to keep CI short). JupyterLab, chromium and playwright as in tests/test_dashboard_browser.py, whose server fixture
 this reuses (the lesson replaces the notebook it serves).
 """
+import json
 import os
 import re
 import shutil
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from test_dashboard_browser import ARTIFACTS, CHROMIUM, TRACE_POINTS, _until, lab  # noqa: F401 (`lab` is a fixture)
+from test_dashboard_browser import ARTIFACTS, CHROMIUM, TRACE_POINTS, TRACKER, _until, lab  # noqa: F401 (`lab` is a fixture)
 from test_docs import _open
 
 TUTORIAL = Path(__file__).resolve().parent.parent / 'nbs' / 'tutorials' / '05_dashboard.ipynb'
@@ -30,7 +31,7 @@ def lab05(lab, tmp_path):
     # them, while Run All scrolls down the lesson)
     nbset = tmp_path / 'settings' / '@jupyterlab' / 'notebook-extension'
     nbset.mkdir(parents=True, exist_ok=True)
-    (nbset / 'tracker.jupyterlab-settings').write_text('{"windowingMode": "none"}')
+    (nbset / 'tracker.jupyterlab-settings').write_text(json.dumps({**TRACKER, 'windowingMode': 'none'}))
     return lab
 
 
