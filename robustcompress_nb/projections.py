@@ -285,7 +285,7 @@ def _greedy(starts: list, start_costs: list[int], moves, budget: int) -> list:
     def push(i):
         left = budget - spent
         for j, (gain, cost, new) in enumerate(moves(i, states[i], left)):
-            if cost <= left and gain >= 0 and (cost > 0 and gain > 0 or cost <= 0 and (gain > 0 or cost < 0)):
+            if cost <= left and gain >= 0 and (gain > 0 or cost < 0):   # gains something, or frees parameters
                 heapq.heappush(heap, (-gain / cost if cost > 0 else -math.inf, i, j, version[i], cost, new))
 
     for i in range(len(states)):
@@ -464,9 +464,8 @@ def tucker2_storage(
 class _Tucker2Layer:
     "Greedy model of a Tucker-2 conv: state = (r_out, r_in); exact kept energy E(a, b) and cost per achievable pair."
     def __init__(self, weight: Tensor, dense_when_cheaper: bool):
-        W = weight.to(torch.float64)
-        self.shape, (O, I, kh, kw) = tuple(weight.shape), weight.shape
-        self.O, self.I, self.K, self.D = O, I, kh * kw, weight.numel()
+        W, (O, I, kh, kw) = weight.to(torch.float64), weight.shape
+        self.K, self.D = kh * kw, weight.numel()
         U0 = torch.linalg.svd(W.reshape(O, -1), full_matrices=False).U                  # the bases `_leading` truncates
         U1 = torch.linalg.svd(W.transpose(0, 1).reshape(I, -1), full_matrices=False).U
         M = torch.einsum('oikl,or,is->rskl', W, U0, U1).square().sum((2, 3))
@@ -478,10 +477,10 @@ class _Tucker2Layer:
         self.E = torch.where(dense, E[-1, -1], E)               # stored dense: exact (the full core's energy)
         self.C = torch.where(dense, self.D, raw)
         self.ok = dense | ((b <= a * self.K) & (a <= b * self.K))   # achievable pairs (or dense)
-        self.dense = dense
+        self.stored_dense = dense
 
     def _state(self, j, k):
-        return self.R if bool(self.dense[j, k]) else (j + 1, k + 1)
+        return self.R if bool(self.stored_dense[j, k]) else (j + 1, k + 1)
 
     def cost(self, a, b):
         return int(self.C[a - 1, b - 1])
