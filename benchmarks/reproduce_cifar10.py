@@ -47,7 +47,9 @@ Schedules (results: benchmarks/results/reproduce_cifar10_<model>[_<schedule>].cs
     68.5 s wall, 31.4 s process CPU time; aa-fast on a point that survives every attack 7.9 s wall (4.3 s CPU). So,
     estimated: training 136 adversarial epochs (dense 10, DA 6, 20 feasible compressed rows x 6) = 1.2 to 2.6 h, plus
     NAP; evaluation, at 25% robust accuracy, about 250 surviving points x 4.3 to 7.9 s = 18 to 33 min per row, 25 rows
-    = 8 to 14 h. The evaluation dominates; --n-test 500 halves it. The smoke run prints its own estimate at the end.
+    = 8 to 14 h. Measured (results committed): the 25 rows took 12.8 h of wall time (3.0 h training, 9.9 h
+    evaluation) plus 527 s for the dense start, two one-thread processes at a time over four sessions, merged by
+    row key. The evaluation dominates; --n-test 500 halves it. The smoke run prints its own estimate at the end.
   SMOKE (--smoke, minutes on one CPU thread): 1,000 training images, batch 64, dense 2 epochs (eps ramped over 1) + 3
     compression epochs, 100 test images, DA, AP, ATMC-8, CSTAR and HYDRA at keep 0.05 unless --methods/--keep are
     given. It proves the pipeline end to end; its results are not part of the record (benchmarks/results/*_smoke.* are
